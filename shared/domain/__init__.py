@@ -1,0 +1,1 @@
+"""Pure rules of bulk import: no I/O, testable in microseconds."""

@@ -1,0 +1,155 @@
+"""Identity, the options matrix and the update merge: how one valid row changes the user store.
+
+`ImportPlan` holds what is known of the store for one import, applies rows in input order
+over it (so the same user twice behaves as if the first row had been imported before), and
+collects the resulting writes, one per key.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .model import (
+    DeleteEmailClaim,
+    ImportOptions,
+    PendingWrite,
+    PutEmailClaim,
+    PutUser,
+    RowStatus,
+    StoredUser,
+    Write,
+    WriteMark,
+    generated_user_id,
+)
+from .validation import RowError, UserRow
+
+
+@dataclass(frozen=True)
+class RowOutcome:
+    index: int
+    status: RowStatus
+    user_id: Any
+    email: Any
+    error: RowError | None = None
+    welcome: bool = False  # a new user with an email: a welcome email is owed if the import asked for it
+
+    def as_result_row(self) -> dict[str, Any]:
+        row: dict[str, Any] = {"index": self.index, "userId": self.user_id, "email": self.email, "status": self.status}
+        if self.error is not None:
+            row["error"] = self.error.as_dict()
+        return row
+
+
+def failed_row(index: int, raw: Any, error: RowError) -> RowOutcome:
+    given = raw if isinstance(raw, dict) else {}
+    return RowOutcome(index, "failed", given.get("userId"), given.get("email"), error)
+
+
+@dataclass(frozen=True)
+class Lookup:
+    user_ids: frozenset[str]
+    email_keys: frozenset[str]
+
+    def __bool__(self) -> bool:
+        return bool(self.user_ids or self.email_keys)
+
+
+class ImportPlan:
+    def __init__(self, job_ref: str, options: ImportOptions) -> None:
+        self.job_ref = job_ref
+        self.options = options
+        self.users: dict[str, StoredUser | None] = {}
+        self.email_owners: dict[str, str | None] = {}
+        self._pending: dict[tuple[str, str], PendingWrite] = {}
+
+    # -- what must be read from the store before rows can be applied --------------------------------
+    def lookup_for(self, rows: list[tuple[int, UserRow]]) -> Lookup:
+        """First round: the users rows name (or would create) and the emails they claim."""
+        user_ids: set[str] = set()
+        email_keys: set[str] = set()
+        for index, row in rows:
+            user_ids.add(row.user_id if row.user_id is not None else generated_user_id(self.job_ref, index))
+            if row.email_key is not None:
+                email_keys.add(row.email_key)
+        return Lookup(frozenset(user_ids - self.users.keys()), frozenset(email_keys - self.email_owners.keys()))
+
+    def owners_to_load(self) -> Lookup:
+        """Second round: users found through an email claim but not read yet."""
+        owners = {o for o in self.email_owners.values() if o is not None and o not in self.users}
+        return Lookup(frozenset(owners), frozenset())
+
+    def learn(self, users: dict[str, StoredUser | None], email_owners: dict[str, str | None]) -> None:
+        self.users.update(users)
+        self.email_owners.update(email_owners)
+
+    def forget(self, key: tuple[str, str]) -> None:
+        """A write failed: what we believed about this key is unknown again."""
+        kind, name = key
+        (self.users if kind == "user" else self.email_owners).pop(name, None)
+
+    # -- applying rows -----------------------------------------------------------------------------
+    def apply(self, index: int, row: UserRow, now: str) -> RowOutcome:
+        mark = WriteMark(self.job_ref, index)
+        if row.user_id is not None:
+            user_id = row.user_id
+            owner = self.email_owners.get(row.email_key) if row.email_key is not None else None
+            if owner is not None and owner != user_id:
+                error = RowError("IDENTITY_CONFLICT", f"email belongs to another user ({owner})", "email")
+                return RowOutcome(index, "failed", row.user_id, row.email, error)
+        else:
+            user_id = self.email_owners.get(row.email_key) or generated_user_id(self.job_ref, index)
+
+        existing = self.users.get(user_id)
+        if existing is not None and existing.last_write.job_ref == self.job_ref and existing.last_write.row >= index:
+            # A re-delivery of this import: the row was applied before; report it, do not write again.
+            status: RowStatus = "created" if existing.created_by == mark else "updated"
+            return RowOutcome(index, status, user_id, existing.email, welcome=status == "created" and existing.email is not None)
+        if existing is None:
+            user = StoredUser(user_id, row.email, row.custom_fields, row.metadata, now, now, mark, mark)
+            self._write_user(index, None, user)
+            return RowOutcome(index, "created", user_id, row.email, welcome=row.email is not None)
+        if self.options.skipDuplicates:
+            return RowOutcome(index, "skipped", user_id, existing.email)
+        if not self.options.upsert:
+            error = RowError("USER_EXISTS", "user already exists and upsert is false", "userId" if row.user_id else "email")
+            return RowOutcome(index, "failed", row.user_id, row.email, error)
+        user = merge(existing, row, now, mark)
+        self._write_user(index, existing, user)
+        return RowOutcome(index, "updated", user_id, user.email)
+
+    def _write_user(self, index: int, before: StoredUser | None, after: StoredUser) -> None:
+        self.users[after.user_id] = after
+        self._plan(index, PutUser(after))
+        old_key = before.email.lower() if before is not None and before.email is not None else None
+        new_key = after.email.lower() if after.email is not None else None
+        if new_key != old_key:
+            if old_key is not None:
+                self.email_owners[old_key] = None
+                self._plan(index, DeleteEmailClaim(old_key))
+            if new_key is not None:
+                self.email_owners[new_key] = after.user_id
+                self._plan(index, PutEmailClaim(new_key, after.user_id))
+
+    def _plan(self, index: int, write: Write) -> None:
+        pending = self._pending.setdefault(write.key, PendingWrite(write))
+        pending.write = write  # the last write for a key carries every earlier row's effect
+        pending.rows.add(index)
+
+    def take_writes(self) -> list[PendingWrite]:
+        """The writes planned since the last call: at most one per key."""
+        writes, self._pending = list(self._pending.values()), {}
+        return writes
+
+
+def merge(existing: StoredUser, row: UserRow, now: str, mark: WriteMark) -> StoredUser:
+    """Fields the row does not mention are kept; customFields and metadata merge key by key."""
+    return StoredUser(
+        user_id=existing.user_id,
+        email=row.email if row.email is not None else existing.email,
+        custom_fields={**existing.custom_fields, **row.custom_fields},
+        metadata={**existing.metadata, **row.metadata},
+        created_at=existing.created_at,
+        updated_at=now,
+        created_by=existing.created_by,
+        last_write=mark,
+    )
