@@ -1,0 +1,84 @@
+"""ingest: the HTTP entrypoint for admins. `uvicorn services.ingest.app:app`."""
+from __future__ import annotations
+
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import AsyncIterator
+
+from aiokafka.errors import KafkaError
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from faststream.kafka import KafkaBroker
+
+from shared.adapters.aws import ServerUnavailable
+from shared.api import AsyncImportAccepted, ApiError, Envelope, ImportRequest, SyncImportResult, parse_import_request
+from shared.http import ERROR_RESPONSES, caller_of, install_error_envelopes, ok, token_verifier
+from shared.logging import configure_logging
+
+from . import handlers
+from .adapters import IngestAdapters, open_adapters
+from .settings import IngestSettings
+
+settings = IngestSettings()
+configure_logging("ingest", settings.log_level)
+verifier = token_verifier(settings)
+broker = KafkaBroker(settings.kafka_bootstrap, client_id="bulkops-ingest", acks="all")
+adapters: IngestAdapters
+
+
+@asynccontextmanager
+async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    global adapters
+    async with AsyncExitStack() as stack:
+        try:
+            await broker.start()
+        except (KafkaError, OSError) as exc:
+            raise ServerUnavailable("Kafka", settings.kafka_bootstrap, exc) from exc
+        stack.push_async_callback(broker.stop)
+        adapters = await open_adapters(settings, stack, broker)
+        yield
+
+
+app = FastAPI(title="bulkops ingest", version="1.0.0", lifespan=lifespan)
+install_error_envelopes(app)
+
+
+async def _read_body(request: Request) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > settings.max_body_bytes:
+        raise ApiError(413, "PAYLOAD_TOO_LARGE", f"body is larger than {settings.max_body_bytes} bytes")
+    body = bytearray()
+    async for piece in request.stream():
+        body += piece
+        if len(body) > settings.max_body_bytes:
+            raise ApiError(413, "PAYLOAD_TOO_LARGE", f"body is larger than {settings.max_body_bytes} bytes")
+    return bytes(body)
+
+
+@app.post(
+    "/v1/bulk/users",
+    summary="Import or update up to 10,000 users",
+    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": ImportRequest.model_json_schema()}}}},
+    responses={
+        200: {"model": Envelope[SyncImportResult], "description": "fewer than 100 users: every row's result"},
+        202: {"model": Envelope[AsyncImportAccepted], "description": "100 users or more: a background job"},
+        413: {"description": "PAYLOAD_TOO_LARGE"}, 415: {"description": "UNSUPPORTED_MEDIA_TYPE"}, **ERROR_RESPONSES,
+    },
+)
+async def import_users(request: Request) -> JSONResponse:
+    caller = caller_of(request, verifier)
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != "application/json":
+        raise ApiError(415, "UNSUPPORTED_MEDIA_TYPE", "send the body as application/json")
+    body = await _read_body(request)
+    import_request = parse_import_request(body)
+    try:
+        if handlers.is_sync(import_request):
+            return ok(await handlers.import_now(import_request, caller, adapters))
+        return ok(await handlers.start_job(import_request, body, caller, adapters, settings), status=202)
+    except KafkaError as exc:
+        raise ServerUnavailable("Kafka", settings.kafka_bootstrap, exc) from exc
+
+
+@app.get("/healthz", include_in_schema=False)
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}

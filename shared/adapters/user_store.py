@@ -1,0 +1,191 @@
+"""The user store: one DynamoDB table, partition key `orgId`, sort key `key`.
+
+Two kinds of record live there: `user#<userId>` (the user) and `email#<lower-cased email>`
+(the claim that makes an email unique within its org). Reads use BatchGetItem (100 keys a call,
+strongly consistent); writes use BatchWriteItem, at most 25 items and never two for one key per
+call, retrying what the store leaves unprocessed with exponential backoff and jitter.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from decimal import Decimal
+from typing import Any, Iterable
+
+import structlog
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from ..domain.model import DeleteEmailClaim, PendingWrite, PutEmailClaim, PutUser, StoredUser, WriteMark
+from .aws import UNREACHABLE, ServerUnavailable
+
+BATCH_WRITE_LIMIT = 25
+BATCH_GET_LIMIT = 100
+MAX_WRITE_ATTEMPTS = 8
+
+_serialize = TypeSerializer().serialize
+_deserialize = TypeDeserializer().deserialize
+log = structlog.get_logger()
+
+
+def _to_dynamo(value: Any) -> Any:
+    # DynamoDB numbers are Decimals; JSON floats go through their text form to stay exact.
+    return json.loads(json.dumps(value), parse_float=Decimal)
+
+
+def _from_dynamo(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _from_dynamo(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_from_dynamo(v) for v in value]
+    return value
+
+
+def user_key(org_id: str, user_id: str) -> dict[str, Any]:
+    return {"orgId": {"S": org_id}, "key": {"S": f"user#{user_id}"}}
+
+
+def email_key(org_id: str, email: str) -> dict[str, Any]:
+    return {"orgId": {"S": org_id}, "key": {"S": f"email#{email}"}}
+
+
+def user_item(org_id: str, user: StoredUser) -> dict[str, Any]:
+    item = {
+        "orgId": org_id,
+        "key": f"user#{user.user_id}",
+        "userId": user.user_id,
+        "customFields": _to_dynamo(user.custom_fields),
+        "metadata": _to_dynamo(user.metadata),
+        "createdAt": user.created_at,
+        "updatedAt": user.updated_at,
+        "createdByJob": user.created_by.job_ref,
+        "createdByRow": user.created_by.row,
+        "lastJob": user.last_write.job_ref,
+        "lastRow": user.last_write.row,
+    }
+    if user.email is not None:
+        item["email"] = user.email
+    return {k: _serialize(v) for k, v in item.items()}
+
+
+def stored_user(item: dict[str, Any]) -> StoredUser:
+    plain = {k: _from_dynamo(_deserialize(v)) for k, v in item.items()}
+    return StoredUser(
+        user_id=plain["userId"],
+        email=plain.get("email"),
+        custom_fields=plain.get("customFields", {}),
+        metadata=plain.get("metadata", {}),
+        created_at=plain["createdAt"],
+        updated_at=plain["updatedAt"],
+        created_by=WriteMark(plain["createdByJob"], plain["createdByRow"]),
+        last_write=WriteMark(plain["lastJob"], plain["lastRow"]),
+    )
+
+
+def write_request(org_id: str, write: PutUser | PutEmailClaim | DeleteEmailClaim) -> dict[str, Any]:
+    match write:
+        case PutUser(user=user):
+            return {"PutRequest": {"Item": user_item(org_id, user)}}
+        case PutEmailClaim(email_key=email, user_id=user_id):
+            return {"PutRequest": {"Item": {**email_key(org_id, email), "userId": {"S": user_id}}}}
+        case DeleteEmailClaim(email_key=email):
+            return {"DeleteRequest": {"Key": email_key(org_id, email)}}
+    raise TypeError(write)
+
+
+def _request_key(request: dict[str, Any]) -> str:
+    body = request.get("PutRequest", {}).get("Item") or request["DeleteRequest"]["Key"]
+    return body["key"]["S"]
+
+
+def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class UserStore:
+    def __init__(self, client: Any, table: str, endpoint: str | None, concurrency: int = 16, backoff_base: float = 0.05) -> None:
+        self._client = client
+        self.table = table
+        self._endpoint = endpoint
+        self._slots = asyncio.Semaphore(concurrency)
+        self._backoff_base = backoff_base
+
+    async def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
+        try:
+            async with self._slots:
+                return await getattr(self._client, operation)(**kwargs)
+        except UNREACHABLE as exc:
+            raise ServerUnavailable("DynamoDB (user store)", self._endpoint, exc) from exc
+
+    async def _backoff(self, attempt: int) -> None:
+        # Full jitter: spread retries of concurrent batches so they do not collide again.
+        await asyncio.sleep(random.uniform(0, self._backoff_base * 2**attempt))
+
+    # -- reads -------------------------------------------------------------------------------------
+    async def load(
+        self, org_id: str, user_ids: Iterable[str], email_keys: Iterable[str]
+    ) -> tuple[dict[str, StoredUser | None], dict[str, str | None]]:
+        """Every named user and email claim; None for those that do not exist."""
+        users: dict[str, StoredUser | None] = {u: None for u in user_ids}
+        owners: dict[str, str | None] = {e: None for e in email_keys}
+        keys = [user_key(org_id, u) for u in users] + [email_key(org_id, e) for e in owners]
+        pages = await asyncio.gather(*(self._get_batch(page) for page in _chunks(keys, BATCH_GET_LIMIT)))
+        for item in (item for page in pages for item in page):
+            kind, _, name = item["key"]["S"].partition("#")
+            if kind == "user":
+                users[name] = stored_user(item)
+            else:
+                owners[name] = item["userId"]["S"]
+        return users, owners
+
+    async def _get_batch(self, keys: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        request = {self.table: {"Keys": keys, "ConsistentRead": True}}
+        for attempt in range(MAX_WRITE_ATTEMPTS):
+            response = await self._call("batch_get_item", RequestItems=request)
+            found.extend(response.get("Responses", {}).get(self.table, []))
+            request = response.get("UnprocessedKeys") or {}
+            if not request:
+                return found
+            await self._backoff(attempt)
+        raise RuntimeError(f"DynamoDB left {len(request[self.table]['Keys'])} keys unread after retries")
+
+    # -- writes ------------------------------------------------------------------------------------
+    async def write(self, org_id: str, writes: list[PendingWrite]) -> set[str]:
+        """Apply the writes (at most one per key); return the keys whose write finally failed."""
+        requests = [write_request(org_id, w.write) for w in writes]
+        failed = await asyncio.gather(*(self._write_batch(batch) for batch in _chunks(requests, BATCH_WRITE_LIMIT)))
+        return set().union(*failed)
+
+    async def _write_batch(self, requests: list[dict[str, Any]]) -> set[str]:
+        for attempt in range(MAX_WRITE_ATTEMPTS):
+            try:
+                response = await self._call("batch_write_item", RequestItems={self.table: requests})
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] not in ("ProvisionedThroughputExceededException", "ThrottlingException", "InternalServerError"):
+                    log.warning("batch write rejected", error=str(exc), items=len(requests))
+                    return {_request_key(r) for r in requests}
+                response = {"UnprocessedItems": {self.table: requests}}
+            requests = response.get("UnprocessedItems", {}).get(self.table, [])
+            if not requests:
+                return set()
+            await self._backoff(attempt)
+        return {_request_key(r) for r in requests}
+
+    async def get_user(self, org_id: str, user_id: str) -> StoredUser | None:
+        response = await self._call("get_item", TableName=self.table, Key=user_key(org_id, user_id), ConsistentRead=True)
+        return stored_user(response["Item"]) if "Item" in response else None
+
+    # -- welcome-email bookkeeping: which rows of an import already had their email requested ---------
+    async def welcome_sent_through(self, org_id: str, job_ref: str) -> int:
+        key = {"orgId": {"S": org_id}, "key": {"S": f"import#{job_ref}"}}
+        response = await self._call("get_item", TableName=self.table, Key=key, ConsistentRead=True)
+        return int(response["Item"]["welcomeSentThrough"]["N"]) if "Item" in response else -1
+
+    async def mark_welcome_sent(self, org_id: str, job_ref: str, row: int) -> None:
+        item = {"orgId": {"S": org_id}, "key": {"S": f"import#{job_ref}"}, "welcomeSentThrough": {"N": str(row)}}
+        await self._call("put_item", TableName=self.table, Item=item)

@@ -1,0 +1,125 @@
+"""The REST API's schemas (version 1): the import request, the responses, the envelopes.
+
+`parse_import_request` applies the contract's request-level rules to raw bytes; it is pure so
+both the HTTP edge and the tests use exactly the same rules.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .domain.model import ImportOptions
+
+MAX_USERS = 10_000
+SYNC_LIMIT = 100  # fewer users than this are imported synchronously
+
+T = TypeVar("T")
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, details: list[Any] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.details = status, code, message, details or []
+
+    def envelope(self) -> dict[str, Any]:
+        return {"success": False, "error": {"code": self.code, "message": self.message, "details": self.details}}
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    details: list[Any] = []
+
+
+class ErrorEnvelope(BaseModel):
+    success: Literal[False] = False
+    error: ErrorBody
+
+
+class Envelope(BaseModel, Generic[T]):
+    success: Literal[True] = True
+    data: T
+
+
+class ImportRequest(BaseModel):
+    """POST /v1/bulk/users body. Each user is checked row by row later, so one bad row fails alone."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    users: list[Any] = Field(min_length=1, description="user objects: userId and/or email, customFields, metadata")
+    options: ImportOptions = ImportOptions()
+
+
+class RowErrorBody(BaseModel):
+    code: str
+    message: str
+    field: str | None = None
+
+
+class ResultRow(BaseModel):
+    index: int
+    userId: Any = None
+    email: Any = None
+    status: Literal["created", "updated", "skipped", "failed"]
+    error: RowErrorBody | None = None
+
+
+class SyncImportResult(BaseModel):
+    mode: Literal["sync"] = "sync"
+    total: int
+    created: int
+    updated: int
+    skipped: int
+    failed: int
+    results: list[ResultRow]
+
+
+class AsyncImportAccepted(BaseModel):
+    mode: Literal["async"] = "async"
+    jobId: str
+    status: Literal["pending"] = "pending"
+    totalRecords: int
+    statusUrl: str
+
+
+class JobStatusBody(BaseModel):
+    jobId: str
+    status: Literal["pending", "processing", "completed", "failed"]
+    totalRecords: int
+    processed: int
+    created: int
+    updated: int
+    skipped: int
+    failed: int
+    createdAt: str
+    startedAt: str | None
+    completedAt: str | None
+    expiresAt: str
+    downloadUrl: str | None
+    downloadUrlExpiresAt: str | None
+    error: RowErrorBody | None
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_import_request(body: bytes) -> ImportRequest:
+    try:
+        document = json.loads(body, parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError(400, "INVALID_JSON", f"body is not valid JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise ApiError(400, "VALIDATION_ERROR", "body must be a JSON object with a users array")
+    users = document.get("users")
+    if not isinstance(users, list) or not users:
+        raise ApiError(400, "VALIDATION_ERROR", "users must be a non-empty array", [{"field": "users"}])
+    if len(users) > MAX_USERS:
+        raise ApiError(400, "TOO_MANY_USERS", f"at most {MAX_USERS} users per request, got {len(users)}")
+    try:
+        return ImportRequest.model_validate(document)
+    except ValidationError as exc:
+        details = [{"field": ".".join(map(str, e["loc"])), "message": e["msg"]} for e in exc.errors()]
+        raise ApiError(400, "VALIDATION_ERROR", "invalid request: " + details[0]["field"] + ": " + details[0]["message"], details) from None

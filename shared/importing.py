@@ -1,0 +1,115 @@
+"""The service layer of an import, shared by both paths (ingest's synchronous one for < 100 users
+and the importer's background jobs), so the same rows always give the same results.
+
+Rows go through in chunks: validate, read what the store knows of the chunk's users and emails,
+apply the rows in input order (`ImportPlan`), write at most one item per key in 25-item batches,
+then request welcome emails. The next chunk's reads overlap the current chunk's writes; that is
+safe because a chunk only reads keys no earlier row has touched.
+"""
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable, Protocol, Sequence
+
+from .domain.model import ImportOptions
+from .domain.user_import import ImportPlan, Lookup, RowOutcome, failed_row
+from .domain.validation import RowError, UserRow, validate_user
+from .events import Counts, Event, WelcomeEmailRequested, utc_now
+from .adapters.user_store import UserStore
+
+DEFAULT_CHUNK_ROWS = 250
+WRITE_FAILED = RowError("WRITE_FAILED", "the user store did not accept the write after retries", None)
+
+
+class EventPublisher(Protocol):
+    async def publish(self, event: Event) -> None: ...
+
+
+@dataclass
+class ImportResult:
+    outcomes: list[RowOutcome] = field(default_factory=list)
+
+    @property
+    def counts(self) -> Counts:
+        tally = {"created": 0, "updated": 0, "skipped": 0, "failed": 0}
+        for outcome in self.outcomes:
+            tally[outcome.status] += 1
+        return Counts(processed=len(self.outcomes), **tally)
+
+
+@dataclass(frozen=True)
+class ImportRun:
+    org_id: str
+    job_ref: str  # a job id, or a request id on the synchronous path
+    options: ImportOptions
+
+
+async def import_users(
+    run: ImportRun,
+    users: Sequence[Any],
+    store: UserStore,
+    publisher: EventPublisher,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    on_progress: Callable[[Counts], Awaitable[None]] | None = None,
+) -> ImportResult:
+    plan = ImportPlan(run.job_ref, run.options)
+    result = ImportResult()
+    welcome_done = await store.welcome_sent_through(run.org_id, run.job_ref) if run.options.sendWelcomeEmail else -1
+    chunks = [range(start, min(start + chunk_rows, len(users))) for start in range(0, len(users), chunk_rows)]
+
+    def validated(rows: range) -> list[tuple[int, UserRow | RowError]]:
+        return [(i, validate_user(users[i])) for i in rows]
+
+    async def load(lookup: Lookup) -> None:
+        if lookup:
+            plan.learn(*await store.load(run.org_id, lookup.user_ids, lookup.email_keys))
+
+    def valid(rows: list[tuple[int, UserRow | RowError]]) -> list[tuple[int, UserRow]]:
+        return [(i, r) for i, r in rows if isinstance(r, UserRow)]
+
+    current = validated(chunks[0]) if chunks else []
+    reading = asyncio.ensure_future(load(plan.lookup_for(valid(current))))
+    for number in range(len(chunks)):
+        await reading
+        await load(plan.owners_to_load())
+        now = utc_now()
+        outcomes = {
+            i: plan.apply(i, r, now) if isinstance(r, UserRow) else failed_row(i, users[i], r) for i, r in current
+        }
+        writes = plan.take_writes()
+        following = validated(chunks[number + 1]) if number + 1 < len(chunks) else []
+        reading = asyncio.ensure_future(load(plan.lookup_for(valid(following))))
+        for key in await store.write(run.org_id, writes):
+            kind, _, name = key.partition("#")
+            plan.forget((kind, name))
+            for pending in writes:
+                if pending.write.key == (kind, name):
+                    for i in pending.rows:
+                        o = outcomes[i]
+                        outcomes[i] = RowOutcome(i, "failed", o.user_id, o.email, WRITE_FAILED)
+        chunk_outcomes = [outcomes[i] for i, _ in current]
+        if run.options.sendWelcomeEmail:
+            welcome_done = await _request_welcome_emails(run, chunk_outcomes, welcome_done, store, publisher)
+        result.outcomes.extend(chunk_outcomes)
+        if on_progress is not None:
+            await on_progress(result.counts)
+        current = following
+    await reading
+    return result
+
+
+async def _request_welcome_emails(
+    run: ImportRun, outcomes: list[RowOutcome], done_through: int, store: UserStore, publisher: EventPublisher
+) -> int:
+    """One event per created user with an email; the store remembers how far this import got, so a
+    re-delivered import does not ask twice."""
+    owed = [o for o in outcomes if o.welcome and o.status == "created" and o.index > done_through]
+    if not owed:
+        return done_through
+    await asyncio.gather(
+        *(publisher.publish(WelcomeEmailRequested.for_user(run.org_id, o.user_id, o.email, run.job_ref)) for o in owed)
+    )
+    last = outcomes[-1].index
+    await store.mark_welcome_sent(run.org_id, run.job_ref, last)
+    return last
