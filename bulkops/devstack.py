@@ -1,0 +1,180 @@
+"""The whole system on one machine: the embedded servers plus the three services as processes.
+
+Used by `bulkops dev up` (detached, state in .bulkops/dev.json) and by the test suite.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import httpx
+
+from shared.provision import provision
+from shared.settings import CommonSettings
+
+from .stack import EmbeddedStack, Endpoints, free_port, stop_pids
+
+SERVICE_START_TIMEOUT = 60.0
+
+
+@dataclass
+class DevStack:
+    """What a client needs to reach a running stack; serialised as .bulkops/dev.json."""
+
+    ingestUrl: str
+    jobsUrl: str
+    jwtSecret: str
+    kafkaBootstrap: str
+    mongoUri: str
+    s3Endpoint: str
+    dynamodbEndpoint: str
+    awsAccessKeyId: str
+    awsSecretAccessKey: str
+    awsRegion: str
+    pids: dict[str, int] = field(default_factory=dict)
+    logs: str = ""
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(asdict(self), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> "DevStack":
+        return cls(**json.loads(path.read_text()))
+
+    def service_env(self) -> dict[str, str]:
+        return service_env(Endpoints(self.kafkaBootstrap, self.mongoUri, self.s3Endpoint, self.dynamodbEndpoint,
+                                     self.awsAccessKeyId, self.awsSecretAccessKey, self.awsRegion), self.jwtSecret)
+
+
+def service_env(endpoints: Endpoints, jwt_secret: str) -> dict[str, str]:
+    return {
+        "BULKOPS_KAFKA_BOOTSTRAP": endpoints.kafka_bootstrap,
+        "BULKOPS_MONGO_URI": endpoints.mongo_uri,
+        "BULKOPS_S3_ENDPOINT": endpoints.s3_endpoint,
+        "BULKOPS_DYNAMODB_ENDPOINT": endpoints.dynamodb_endpoint,
+        "BULKOPS_AWS_REGION": endpoints.aws_region,
+        "AWS_ACCESS_KEY_ID": endpoints.aws_access_key_id,
+        "AWS_SECRET_ACCESS_KEY": endpoints.aws_secret_access_key,
+        "BULKOPS_JWT_SECRET": jwt_secret,
+    }
+
+
+def settings_for(endpoints: Endpoints) -> CommonSettings:
+    return CommonSettings(
+        kafka_bootstrap=endpoints.kafka_bootstrap, mongo_uri=endpoints.mongo_uri, s3_endpoint=endpoints.s3_endpoint,
+        dynamodb_endpoint=endpoints.dynamodb_endpoint, aws_region=endpoints.aws_region,
+    )
+
+
+def _spawn(name: str, args: list[str], env: dict[str, str], logs: Path, detach: bool) -> subprocess.Popen:
+    logs.mkdir(parents=True, exist_ok=True)
+    log_file = open(logs / f"{name}.log", "ab")
+    return subprocess.Popen(
+        [sys.executable, *args], env={**os.environ, **env}, stdout=log_file, stderr=subprocess.STDOUT,
+        start_new_session=detach, cwd=Path(__file__).resolve().parent.parent,
+    )
+
+
+def _wait_http(name: str, url: str, process: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + SERVICE_START_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited with status {process.returncode} at start; see {log}:\n{_tail(log)}")
+        try:
+            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{name} did not answer on {url} within {SERVICE_START_TIMEOUT:.0f} s; see {log}")
+
+
+def _wait_log(name: str, marker: str, process: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + SERVICE_START_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited with status {process.returncode} at start; see {log}:\n{_tail(log)}")
+        if log.exists() and marker in log.read_text(errors="replace"):
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"{name} did not start within {SERVICE_START_TIMEOUT:.0f} s; see {log}")
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+
+
+def start_services(endpoints: Endpoints, workdir: Path, jwt_secret: str, importers: int = 1, detach: bool = False) -> DevStack:
+    """Provision the resources, then start ingest, jobs and `importers` importer processes."""
+    asyncio.run(provision(settings_for(endpoints)))
+    logs = workdir / "logs"
+    ingest_port, jobs_port = free_port(), free_port()
+    jobs_url, ingest_url = f"http://127.0.0.1:{jobs_port}", f"http://127.0.0.1:{ingest_port}"
+    env = {**service_env(endpoints, jwt_secret), "BULKOPS_JOBS_PUBLIC_URL": jobs_url}
+    uvicorn = ["-m", "uvicorn", "--host", "127.0.0.1", "--no-access-log", "--port"]
+    processes = {
+        "jobs": _spawn("jobs", [*uvicorn, str(jobs_port), "services.jobs.app:app"], env, logs, detach),
+        "ingest": _spawn("ingest", [*uvicorn, str(ingest_port), "services.ingest.app:app"], env, logs, detach),
+    }
+    for n in range(importers):
+        processes[f"importer-{n + 1}"] = _spawn(f"importer-{n + 1}", ["-m", "services.importer"], env, logs, detach)
+    try:
+        _wait_http("jobs", jobs_url, processes["jobs"], logs / "jobs.log")
+        _wait_http("ingest", ingest_url, processes["ingest"], logs / "ingest.log")
+        for name, process in processes.items():
+            if name.startswith("importer"):
+                _wait_log(name, "started", process, logs / f"{name}.log")
+    except BaseException:
+        stop_pids([p.pid for p in processes.values()])
+        raise
+    return DevStack(
+        ingestUrl=ingest_url, jobsUrl=jobs_url, jwtSecret=jwt_secret, kafkaBootstrap=endpoints.kafka_bootstrap,
+        mongoUri=endpoints.mongo_uri, s3Endpoint=endpoints.s3_endpoint, dynamodbEndpoint=endpoints.dynamodb_endpoint,
+        awsAccessKeyId=endpoints.aws_access_key_id, awsSecretAccessKey=endpoints.aws_secret_access_key,
+        awsRegion=endpoints.aws_region, pids={name: p.pid for name, p in processes.items()}, logs=str(logs),
+    )
+
+
+def up(workdir: Path, importers: int = 2) -> DevStack:
+    stack = EmbeddedStack(workdir / "stack", detach=True)
+    endpoints = stack.start()
+    try:
+        dev = start_services(endpoints, workdir, secrets.token_urlsafe(32), importers=importers, detach=True)
+    except BaseException:
+        stack.stop()
+        raise
+    dev.pids.update({f"server:{p.name}": p.pid for p in stack.processes})
+    dev.save(workdir / "dev.json")
+    return dev
+
+
+def down(workdir: Path) -> list[str]:
+    state = workdir / "dev.json"
+    if not state.exists():
+        return []
+    dev = DevStack.load(state)
+    # Services first, so they do not log errors about servers vanishing under them.
+    services = [pid for name, pid in dev.pids.items() if not name.startswith("server:")]
+    servers = [pid for name, pid in dev.pids.items() if name.startswith("server:")]
+    stop_pids(services)
+    stop_pids(servers)
+    state.unlink()
+    return list(dev.pids)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,5 @@
+import asyncio
+
+from .app import app
+
+asyncio.run(app.run())
