@@ -1,0 +1,99 @@
+"""The options matrix, identity and merge, on an in-memory picture of the store."""
+from shared.domain.model import DeleteEmailClaim, ImportOptions, PutEmailClaim, PutUser, StoredUser, WriteMark
+from shared.domain.user_import import ImportPlan
+from shared.domain.validation import validate_user
+
+NOW = "2026-12-03T00:00:00.000Z"
+
+
+def run(rows, options=ImportOptions(), known_users=None, known_emails=None, job="job_a"):
+    plan = ImportPlan(job, options)
+    valid = [(i, validate_user(r)) for i, r in enumerate(rows)]
+    lookup = plan.lookup_for(valid)
+    users = {u: None for u in lookup.user_ids}
+    users.update(known_users or {})
+    emails = {e: None for e in lookup.email_keys}
+    emails.update(known_emails or {})
+    plan.learn(users, emails)
+    plan.learn({o: (known_users or {}).get(o) for o in plan.owners_to_load().user_ids}, {})
+    return plan, [plan.apply(i, r, NOW) for i, r in valid]
+
+
+def stored(user_id, email=None, cf=None, md=None, mark=WriteMark("job_old", 0)):
+    return StoredUser(user_id, email, cf or {}, md or {}, NOW, NOW, mark, mark)
+
+
+def statuses(outcomes):
+    return [(o.status, o.error.code if o.error else None) for o in outcomes]
+
+
+def test_options_matrix_for_new_and_existing_users():
+    existing = {"u1": stored("u1")}
+    rows = [{"userId": "u1"}, {"userId": "u2"}]
+    cases = {
+        (True, False): [("updated", None), ("created", None)],
+        (True, True): [("skipped", None), ("created", None)],
+        (False, False): [("failed", "USER_EXISTS"), ("created", None)],
+        (False, True): [("skipped", None), ("created", None)],
+    }
+    for (upsert, skip), expected in cases.items():
+        _, outcomes = run(rows, ImportOptions(upsert=upsert, skipDuplicates=skip), existing)
+        assert statuses(outcomes) == expected, (upsert, skip)
+
+
+def test_same_user_twice_applies_in_order():
+    rows = [{"userId": "u1", "customFields": {"a": "1"}}, {"userId": "u1", "customFields": {"b": "2"}}]
+    for options, second in [
+        (ImportOptions(), ("updated", None)),
+        (ImportOptions(skipDuplicates=True), ("skipped", None)),
+        (ImportOptions(upsert=False), ("failed", "USER_EXISTS")),
+    ]:
+        plan, outcomes = run(rows, options)
+        assert statuses(outcomes) == [("created", None), second]
+    plan, _ = run(rows)
+    writes = plan.take_writes()
+    assert len(writes) == 1  # one write per key, carrying both rows
+    assert writes[0].write.user.custom_fields == {"a": "1", "b": "2"}
+    assert writes[0].rows == {0, 1}
+
+
+def test_update_merges_and_keeps_what_the_row_does_not_mention():
+    existing = {"u1": stored("u1", "a@x.io", {"keep": "k", "c": "old"}, {"m": 1})}
+    plan, outcomes = run([{"userId": "u1", "customFields": {"c": "new"}}], known_users=existing, known_emails={"a@x.io": "u1"})
+    user = plan.take_writes()[0].write.user
+    assert user.email == "a@x.io"
+    assert user.custom_fields == {"keep": "k", "c": "new"}
+    assert user.metadata == {"m": 1}
+    assert user.created_by == WriteMark("job_old", 0)
+
+
+def test_identity_by_email_is_case_insensitive_and_new_email_users_get_generated_ids():
+    existing = {"u1": stored("u1", "Ann@x.io")}
+    _, outcomes = run([{"email": "ANN@X.IO"}, {"email": "new@x.io"}], known_users=existing, known_emails={"ann@x.io": "u1"})
+    assert (outcomes[0].status, outcomes[0].user_id) == ("updated", "u1")
+    assert outcomes[1].status == "created" and outcomes[1].user_id.startswith("usr_")
+
+
+def test_identity_conflict_when_email_belongs_to_another_user():
+    existing = {"u1": stored("u1", "ann@x.io")}
+    _, outcomes = run([{"userId": "u2", "email": "Ann@x.io"}], known_users=existing, known_emails={"ann@x.io": "u1"})
+    assert statuses(outcomes) == [("failed", "IDENTITY_CONFLICT")]
+
+
+def test_changing_email_moves_the_claim():
+    existing = {"u1": stored("u1", "old@x.io")}
+    plan, outcomes = run([{"userId": "u1", "email": "new@x.io"}], known_users=existing, known_emails={"old@x.io": "u1"})
+    writes = {type(w.write) for w in plan.take_writes()}
+    assert writes == {PutUser, PutEmailClaim, DeleteEmailClaim}
+    assert plan.email_owners == {"old@x.io": None, "new@x.io": "u1"}
+
+
+def test_a_redelivered_import_recognises_its_own_rows():
+    rows = [{"userId": "u1"}, {"email": "e@x.io"}, {"userId": "u1", "customFields": {"x": "1"}}]
+    first_plan, first = run(rows)
+    written = {w.write.user.user_id: w.write.user for w in first_plan.take_writes() if isinstance(w.write, PutUser)}
+    claims = {"e@x.io": first[1].user_id}
+    again_plan, again = run(rows, known_users=written, known_emails=claims)
+    assert statuses(again) == statuses(first) == [("created", None), ("created", None), ("updated", None)]
+    assert [o.user_id for o in again] == [o.user_id for o in first]
+    assert again_plan.take_writes() == []  # nothing is written twice
