@@ -71,6 +71,7 @@ def settings_for(endpoints: Endpoints) -> CommonSettings:
     return CommonSettings(
         kafka_bootstrap=endpoints.kafka_bootstrap, mongo_uri=endpoints.mongo_uri, s3_endpoint=endpoints.s3_endpoint,
         dynamodb_endpoint=endpoints.dynamodb_endpoint, aws_region=endpoints.aws_region,
+        aws_access_key_id=endpoints.aws_access_key_id, aws_secret_access_key=endpoints.aws_secret_access_key,
     )
 
 

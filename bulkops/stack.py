@@ -92,6 +92,12 @@ _PORT_ATTEMPTS = 3
 _WEED_GRPC_OFFSET = 10000
 _WEED_PORT_RANGE = (15000, 22700)
 _LOG_TAIL_LINES = 40
+# How each server says that its port is taken (tansu even exits with status 0).
+_PORT_IN_USE_MARKERS = (
+    "address already in use",  # mongod, moto_server
+    "address in use",  # tansu: Os { code: 98, kind: AddrInUse, message: "Address in use" }
+    "port allocation failed",  # weed mini checks its ports before binding
+)
 
 
 # --------------------------------------------------------------------------- #
@@ -278,6 +284,15 @@ def _log_tail(path: Path, lines: int = _LOG_TAIL_LINES) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
+def _read_from(path: Path, offset: int, limit: int = 256 * 1024) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            return f.read(limit).decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
 def _pid_alive(pid: int) -> bool:
     """True while ``pid`` exists and is not a zombie (reaps it if it is our child)."""
     try:
@@ -369,8 +384,36 @@ def stop_pids(pids: list[int], timeout: float = 10.0) -> None:
     ``timeout`` seconds, then SIGKILL. Pids that are already gone are ignored.
     """
     entries = [(int(pid), None) for pid in pids if _pid_alive(int(pid))]
-    if entries:
-        _terminate(entries, timeout)
+    if not entries:
+        return
+    weed_ports = [port for pid, _ in entries for port in _weed_ports_of(pid)]
+    _terminate(entries, timeout)
+    _cleanup_weed_sockets(weed_ports)
+
+
+def _weed_ports_of(pid: int) -> list[int]:
+    """The ``-*.port=N`` flags of a ``weed`` process (to find its /tmp sockets)."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return []
+    if not argv or Path(argv[0]).name != "weed":
+        return []
+    ports = []
+    for arg in argv[1:]:
+        flag, _, value = arg.partition("=")
+        if flag.startswith("-") and ".port" in flag and value.isdigit():
+            ports.append(int(value))
+    return ports
+
+
+def _cleanup_weed_sockets(ports: Iterable[int]) -> None:
+    # weed leaves /tmp/seaweedfs-s3-<port>.sock behind after a clean shutdown.
+    tmp = Path(tempfile.gettempdir())
+    for port in set(ports):
+        for sock in tmp.glob(f"seaweedfs-*-{port}.sock"):
+            with contextlib.suppress(OSError):
+                sock.unlink()
 
 
 class _Cancelled(Exception):
@@ -404,6 +447,7 @@ class EmbeddedStack:
         self._lock = threading.Lock()
         self._procs: dict[str, subprocess.Popen] = {}
         self._logs: dict[str, Path] = {}
+        self._log_offsets: dict[str, int] = {}
         self._ports: set[int] = set()
         self._weed_ports: list[int] = []
         self._cancel = threading.Event()
@@ -496,7 +540,9 @@ class EmbeddedStack:
             weed_ports, self._weed_ports = self._weed_ports, []
         if procs:
             _terminate([(p.pid, p) for p in procs], timeout=10.0)
-        self._cleanup_weed_sockets(weed_ports)
+        _cleanup_weed_sockets(
+            p for port in weed_ports for p in (port, port + _WEED_GRPC_OFFSET)
+        )
         _release_ports(ports)
         self._endpoints = None
         if self._atexit_registered:
@@ -577,6 +623,7 @@ class EmbeddedStack:
             raise _Cancelled
         log_path = self.workdir / "logs" / f"{name}.log"
         with open(log_path, "wb" if attempt == 0 else "ab") as log:
+            offset = log.tell()
             log.write(
                 f"# bulkops.stack {time.strftime('%Y-%m-%d %H:%M:%S')} "
                 f"attempt {attempt + 1}: {shlex.join(argv)}\n".encode()
@@ -595,6 +642,7 @@ class EmbeddedStack:
         with self._lock:
             self._procs[name] = proc
             self._logs[name] = log_path
+            self._log_offsets[name] = offset
         if self._cancel.is_set():  # stop() may have run between the checks
             raise _Cancelled
         return proc
@@ -616,7 +664,8 @@ class EmbeddedStack:
             rc = proc.poll()
             if rc is not None:
                 tail = _log_tail(log_path)
-                if "address already in use" in tail.lower():
+                this_attempt = _read_from(log_path, self._log_offsets.get(name, 0)).lower()
+                if any(marker in this_attempt for marker in _PORT_IN_USE_MARKERS):
                     with self._lock:
                         if self._procs.get(name) is proc:
                             del self._procs[name]
@@ -661,6 +710,7 @@ class EmbeddedStack:
         # Tansu reads these from the environment too; the flags win, but leave no doubt.
         for var in ("LISTENER_URL", "ADVERTISED_LISTENER_URL", "STORAGE_ENGINE", "SCHEMA_REGISTRY"):
             env.pop(var, None)
+        env["NO_COLOR"] = "1"  # plain log file, no ANSI escapes
         proc = self._spawn("kafka", argv, attempt, env=env)
         self._wait_ready("kafka", proc, f"{HOST}:{port}", lambda: _kafka_ready(HOST, port))
         return f"{HOST}:{port}"
@@ -732,16 +782,6 @@ class EmbeddedStack:
             "s3", proc, f"{HOST}:{s3}", lambda: "Buckets" in client.list_buckets()
         )
         return endpoint
-
-    @staticmethod
-    def _cleanup_weed_sockets(ports: list[int]) -> None:
-        # weed leaves /tmp/seaweedfs-s3-<port>.sock (and sometimes others) behind.
-        tmp = Path(tempfile.gettempdir())
-        for port in ports:
-            for p in (port, port + _WEED_GRPC_OFFSET):
-                for sock in tmp.glob(f"seaweedfs-*-{p}.sock"):
-                    with contextlib.suppress(OSError):
-                        sock.unlink()
 
     # -------------------------------------------------------------- dynamodb
 

@@ -2,6 +2,7 @@
 each service's own settings module extends this with what only it needs."""
 from __future__ import annotations
 
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -14,6 +15,11 @@ class CommonSettings(BaseSettings):
     s3_endpoint: str | None = None  # None: AWS itself
     dynamodb_endpoint: str | None = None
     aws_region: str = "us-east-1"
+    # None: the usual AWS credential chain (environment, profile, instance role).
+    aws_access_key_id: str | None = Field(None, validation_alias=AliasChoices("BULKOPS_AWS_ACCESS_KEY_ID", "AWS_ACCESS_KEY_ID"))
+    aws_secret_access_key: str | None = Field(
+        None, validation_alias=AliasChoices("BULKOPS_AWS_SECRET_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY")
+    )
     bucket: str = "bulkops-jobs"
     users_table: str = "bulkops-users"
     log_level: str = "INFO"

@@ -6,6 +6,7 @@ from contextlib import AsyncExitStack
 import structlog
 from faststream import AckPolicy, FastStream
 from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
 from pydantic import ValidationError
 
 from shared.events import ImportCompleted, ImportFailed, ImportRequested, Topics
@@ -38,7 +39,8 @@ async def close_resources() -> None:
 # The offset is committed only after the handler returns (AckPolicy.ACK): a crash mid-job means
 # the message comes again, and the handler is safe to run twice.
 @broker.subscriber(Topics.IMPORT_REQUESTED, group_id=settings.group_id, auto_offset_reset="earliest", ack_policy=AckPolicy.ACK)
-async def on_import_requested(body: bytes) -> None:
+async def on_import_requested(message: KafkaMessage) -> None:
+    body = message.body  # raw bytes: the schema is checked here so a bad event can be reported
     try:
         event = ImportRequested.model_validate_json(body)
     except ValidationError as exc:

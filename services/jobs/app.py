@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
 from pydantic import Field, TypeAdapter, ValidationError
 
 import structlog
@@ -37,7 +38,8 @@ adapters: JobsAdapters
 @broker.subscriber(
     Topics.IMPORT_REQUESTED, *Topics.PROGRESS, group_id=settings.group_id, auto_offset_reset="earliest", ack_policy=AckPolicy.ACK
 )
-async def on_job_event(body: bytes) -> None:
+async def on_job_event(message: KafkaMessage) -> None:
+    body = message.body  # raw bytes: the schema is checked here so a bad event can be reported
     try:
         event = job_event.validate_json(body)
     except ValidationError as exc:

@@ -36,6 +36,7 @@ async def aws_client(service: str, settings: CommonSettings, max_pool: int = 32)
         s3={"addressing_style": "path"} if service == "s3" else None,
     )
     async with aioboto3.Session().client(
-        service, endpoint_url=endpoint, region_name=settings.aws_region, config=config
+        service, endpoint_url=endpoint, region_name=settings.aws_region, config=config,
+        aws_access_key_id=settings.aws_access_key_id, aws_secret_access_key=settings.aws_secret_access_key,
     ) as client:
         yield client

@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import os
 import platform
+import socket
 import sys
+import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import boto3
@@ -135,18 +138,17 @@ async def test_stack_servers_answer_and_stop(tmp_path: Path) -> None:
 
 def test_two_stacks_side_by_side(tmp_path: Path) -> None:
     a, b = EmbeddedStack(tmp_path / "a"), EmbeddedStack(tmp_path / "b")
-    try:
-        ea = a.start()
-        eb = b.start()
-        assert set(vars(ea).values()).isdisjoint(
-            {eb.kafka_bootstrap, eb.mongo_uri, eb.s3_endpoint, eb.dynamodb_endpoint}
-        )
-        _s3_roundtrip(ea, "only-in-a")
-        names_b = [x["Name"] for x in _boto("s3", eb.s3_endpoint, eb).list_buckets()["Buckets"]]
-        assert "only-in-a" not in names_b
-    finally:
-        a.stop()
-        b.stop()
+    with ThreadPoolExecutor(2) as pool:
+        try:
+            ea, eb = pool.map(lambda st: st.start(), (a, b))  # at the same time
+            assert set(vars(ea).values()).isdisjoint(
+                {eb.kafka_bootstrap, eb.mongo_uri, eb.s3_endpoint, eb.dynamodb_endpoint}
+            )
+            _s3_roundtrip(ea, "only-in-a")
+            names_b = [x["Name"] for x in _boto("s3", eb.s3_endpoint, eb).list_buckets()["Buckets"]]
+            assert "only-in-a" not in names_b
+        finally:
+            list(pool.map(lambda st: st.stop(), (a, b)))
 
 
 def _record_spawned(monkeypatch: pytest.MonkeyPatch) -> list:
@@ -191,6 +193,35 @@ def test_server_that_never_gets_ready_is_named(
     assert str(err).startswith("DynamoDB (moto_server) did not become ready on 127.0.0.1:")
     assert "within 1 s; see " + str(tmp_path / "logs" / "dynamodb.log") in str(err)
     assert all(p.poll() is not None for p in spawned)
+
+
+def test_port_taken_before_bind_is_retried(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", 0))
+    squatter.listen()
+    taken = squatter.getsockname()[1]
+    real_take_port = EmbeddedStack._take_port
+    handed_out = []
+
+    def take_port(self):  # mongod's first port is already in use when it binds
+        if threading.current_thread().name == "bulkops-stack-mongodb" and not handed_out:
+            handed_out.append(taken)
+            return taken
+        return real_take_port(self)
+
+    monkeypatch.setattr(EmbeddedStack, "_take_port", take_port)
+    stack = EmbeddedStack(tmp_path)
+    try:
+        ep = stack.start()
+        assert handed_out == [taken]
+        assert f":{taken}/" not in ep.mongo_uri
+        log = (tmp_path / "logs" / "mongodb.log").read_text()
+        assert "attempt 1:" in log and "attempt 2:" in log
+    finally:
+        stack.stop()
+        squatter.close()
 
 
 def test_endpoints_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
