@@ -49,22 +49,10 @@ class DevStack:
     def load(cls, path: Path) -> "DevStack":
         return cls(**json.loads(path.read_text()))
 
-    def service_env(self) -> dict[str, str]:
-        return service_env(Endpoints(self.kafkaBootstrap, self.mongoUri, self.s3Endpoint, self.dynamodbEndpoint,
-                                     self.awsAccessKeyId, self.awsSecretAccessKey, self.awsRegion), self.jwtSecret)
 
 
 def service_env(endpoints: Endpoints, jwt_secret: str) -> dict[str, str]:
-    return {
-        "BULKOPS_KAFKA_BOOTSTRAP": endpoints.kafka_bootstrap,
-        "BULKOPS_MONGO_URI": endpoints.mongo_uri,
-        "BULKOPS_S3_ENDPOINT": endpoints.s3_endpoint,
-        "BULKOPS_DYNAMODB_ENDPOINT": endpoints.dynamodb_endpoint,
-        "BULKOPS_AWS_REGION": endpoints.aws_region,
-        "AWS_ACCESS_KEY_ID": endpoints.aws_access_key_id,
-        "AWS_SECRET_ACCESS_KEY": endpoints.aws_secret_access_key,
-        "BULKOPS_JWT_SECRET": jwt_secret,
-    }
+    return {**endpoints.as_env(), "BULKOPS_AWS_REGION": endpoints.aws_region, "BULKOPS_JWT_SECRET": jwt_secret}
 
 
 def settings_for(endpoints: Endpoints) -> CommonSettings:
