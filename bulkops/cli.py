@@ -35,7 +35,12 @@ def cmd_dev(args: argparse.Namespace) -> int:
     workdir = Path(args.workdir)
     if args.action == "up":
         if (workdir / "dev.json").exists():
-            raise ClientError(f"a stack is already recorded in {workdir / 'dev.json'}: `bulkops dev down` first")
+            dev = devstack.DevStack.load(workdir / "dev.json")
+            if all(devstack.alive(pid) for pid in dev.pids.values()):
+                console.print(f"already running (ingest {dev.ingestUrl}, jobs {dev.jobsUrl})")
+                return 0
+            console.print("a previous stack is partly gone: stopping what is left of it")
+            devstack.down(workdir)
         console.print("starting Kafka (Tansu), MongoDB, S3 (SeaweedFS), DynamoDB (moto) and the services…")
         started = time.monotonic()
         dev = devstack.up(workdir, importers=args.importers)

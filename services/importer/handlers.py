@@ -54,10 +54,11 @@ async def handle_import_requested(event: ImportRequested, adapters: ImporterAdap
         )
         final = ImportCompleted(**job, startedAt=started_at, completedAt=completed_at, counts=counts, resultsLocation=location)
         log.info("job completed", **counts.model_dump())
-    except (_UnusableRequest, ServerUnavailable) as exc:
-        log.error("job failed", error=str(exc))
-        code = "INVALID_IMPORT_REQUEST" if isinstance(exc, _UnusableRequest) else "SERVER_UNAVAILABLE"
-        final = ImportFailed(**job, startedAt=started_at, failedAt=utc_now(), error=ErrorInfo(code=code, message=str(exc)))
+    except Exception as exc:  # a job must end, never hang in `processing`: say why it failed
+        code = {_UnusableRequest: "INVALID_IMPORT_REQUEST", ServerUnavailable: "SERVER_UNAVAILABLE"}.get(type(exc), "INTERNAL_ERROR")
+        log.exception("job failed", code=code)
+        message = str(exc) if code != "INTERNAL_ERROR" else f"{type(exc).__name__}: {exc}"
+        final = ImportFailed(**job, startedAt=started_at, failedAt=utc_now(), error=ErrorInfo(code=code, message=message))
     await adapters.events.publish(final)
     return final
 

@@ -1,0 +1,149 @@
+"""Kafka is at-least-once: every consumer must be safe to run twice on the same message."""
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from services.importer.handlers import handle_import_requested
+from shared.domain.model import ImportOptions
+from shared.events import ImportRequested, Topics
+
+from ..conftest import Api, new_org
+
+
+def users_for(n: int, prefix: str) -> list[dict]:
+    users = [{"userId": f"{prefix}{i}", "email": f"{prefix}{i}@example.com", "customFields": {"n": i}} for i in range(n)]
+    users += [{"email": f"{prefix}-only-{i}@example.com"} for i in range(20)]
+    users += [{"userId": f"{prefix}3", "metadata": {"second": "row"}}, {"userId": "", "email": "x"}]
+    return users
+
+
+async def org_items(user_store, org: str) -> list[dict]:
+    items, start = [], None
+    while True:
+        kwargs = {"ExclusiveStartKey": start} if start else {}
+        page = await user_store._client.query(
+            TableName=user_store.table, KeyConditionExpression="orgId = :o",
+            ExpressionAttributeValues={":o": {"S": org}}, ConsistentRead=True, **kwargs,
+        )
+        items += page["Items"]
+        start = page.get("LastEvaluatedKey")
+        if not start:
+            return sorted(items, key=lambda i: i["key"]["S"])
+
+
+async def welcome_events(endpoints, org: str, expect_at_least: int) -> list[dict]:
+    consumer = AIOKafkaConsumer(
+        Topics.WELCOME_EMAIL_REQUESTED, bootstrap_servers=endpoints.kafka_bootstrap,
+        group_id=f"test-{uuid.uuid4().hex}", auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    found: list[dict] = []
+    try:
+        idle_polls = 0
+        while idle_polls < 4:  # read until the topic has been quiet for a while
+            batch = await consumer.getmany(timeout_ms=500)
+            messages = [json.loads(m.value) for part in batch.values() for m in part]
+            found += [m for m in messages if m["orgId"] == org]
+            idle_polls = 0 if messages or len(found) < expect_at_least else idle_polls + 1
+    finally:
+        await consumer.stop()
+    return found
+
+
+def request(org: str, users: list, **options) -> ImportRequested:
+    return ImportRequested(
+        jobId=f"job_{uuid.uuid4()}", orgId=org, totalRecords=len(users), users=users, options=ImportOptions(**options)
+    )
+
+
+async def test_the_importer_handler_run_twice_gives_the_same_users_counts_and_one_welcome_email_each(
+    importer_adapters, user_store, batch_writes, endpoints
+):
+    org = new_org()
+    event = request(org, users_for(120, "tw"), sendWelcomeEmail=True)
+    first = await handle_import_requested(event, importer_adapters, chunk_rows=50)
+    items_after_first = await org_items(user_store, org)
+    second = await handle_import_requested(event, importer_adapters, chunk_rows=50)
+    assert first.eventType == second.eventType == "import.completed"
+    assert first.counts == second.counts
+    assert (first.counts.created, first.counts.updated, first.counts.failed) == (140, 1, 1)
+    assert await org_items(user_store, org) == items_after_first
+    batch_writes.assert_within_dynamodb_limits()
+    welcomes = await welcome_events(endpoints, org, expect_at_least=140)
+    assert len(welcomes) == 140 and len({w["userId"] for w in welcomes}) == 140
+
+
+async def test_an_interrupted_import_resumes_without_counting_twice(importer_adapters, user_store, endpoints):
+    """A crash mid-job (here: cancelled after some chunks were written) and the message again."""
+    org = new_org()
+    users = users_for(400, "cr")
+    event = request(org, users, sendWelcomeEmail=True)
+    crashing = asyncio.ensure_future(handle_import_requested(event, importer_adapters, chunk_rows=25))
+    for _ in range(400):
+        await asyncio.sleep(0.01)
+        if len(await org_items(user_store, org)) > 100:
+            break
+    crashing.cancel()
+    await asyncio.gather(crashing, return_exceptions=True)
+    partial = len(await org_items(user_store, org))
+    assert 0 < partial, "the interruption happened before anything was written"
+
+    resumed = await handle_import_requested(event, importer_adapters, chunk_rows=25)
+    clean_org = new_org()
+    clean = await handle_import_requested(request(clean_org, users, sendWelcomeEmail=True), importer_adapters, chunk_rows=25)
+    assert resumed.counts == clean.counts
+    assert (resumed.counts.created, resumed.counts.updated, resumed.counts.failed) == (420, 1, 1)
+    # Same users, same data (ids of email-only users are derived from the job, so compare the rest).
+    def shape(items):
+        return sorted((i["key"]["S"].split("#")[0], i.get("email", {}).get("S"), json.dumps(i.get("customFields"), sort_keys=True)) for i in items)
+    assert shape(await org_items(user_store, org)) == shape(await org_items(user_store, clean_org))
+    welcomes = await welcome_events(endpoints, org, expect_at_least=420)
+    assert len({w["userId"] for w in welcomes}) == 420
+    # At most the chunk in flight at the crash may be asked twice (same eventId, for consumers to drop).
+    assert len(welcomes) - 420 <= 25
+
+
+async def test_the_same_import_requested_twice_on_kafka_completes_once(api: Api, endpoints):
+    users = users_for(120, "kf")
+    event = request(api.org, users)
+    producer = AIOKafkaProducer(bootstrap_servers=endpoints.kafka_bootstrap)
+    await producer.start()
+    try:
+        for _ in range(2):
+            await producer.send_and_wait(Topics.IMPORT_REQUESTED, event.model_dump_json().encode(), key=event.jobId.encode())
+    finally:
+        await producer.stop()
+    job = await api.wait_for_job(event.jobId, via_ingest=False)
+    await asyncio.sleep(2)  # let the second delivery finish and its events be projected
+    again = (await api.job(event.jobId)).json()["data"]
+    assert job["status"] == again["status"] == "completed"
+    for name in ("processed", "created", "updated", "skipped", "failed", "completedAt"):
+        assert job[name] == again[name], name
+    assert (again["created"], again["updated"], again["failed"]) == (140, 1, 1)
+
+
+async def test_the_job_view_ignores_repeated_and_late_events(importer_adapters, settings):
+    from pymongo import AsyncMongoClient
+
+    from services.jobs.views import JobViews
+    from shared.events import Counts, ImportCompleted, ImportProgress, ImportStarted, ObjectLocation
+
+    client = AsyncMongoClient(settings.mongo_uri)
+    views = JobViews(client[settings.mongo_db]["jobs"])
+    job = dict(jobId=f"job_{uuid.uuid4()}", orgId="o", totalRecords=10, createdAt="2026-12-01T00:00:00.000Z")
+    t = "2026-12-01T00:00:01.000Z"
+    done = ImportCompleted(**job, startedAt=t, completedAt=t, counts=Counts(processed=10, created=10),
+                           resultsLocation=ObjectLocation(bucket="b", key="k"))
+    progress = ImportProgress(**job, startedAt=t, counts=Counts(processed=5, created=5))
+    try:
+        # Two consumers applying events of one job at once: compare-and-set keeps the furthest.
+        await asyncio.gather(*(views.apply(e) for e in [progress, done, progress, ImportStarted(**job, startedAt=t)] * 5))
+        view = await views.get(job["jobId"])
+        assert view.status == "completed" and view.counts.processed == 10
+        assert await views.apply(progress) is None and await views.apply(done) is None
+    finally:
+        await client.close()
