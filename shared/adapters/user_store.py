@@ -10,11 +10,9 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-from decimal import Decimal
 from typing import Any, Iterable
 
 import structlog
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from ..domain.model import DeleteEmailClaim, PendingWrite, PutEmailClaim, PutUser, StoredUser, WriteMark
@@ -24,24 +22,40 @@ BATCH_WRITE_LIMIT = 25
 BATCH_GET_LIMIT = 100
 MAX_WRITE_ATTEMPTS = 8
 
-_serialize = TypeSerializer().serialize
-_deserialize = TypeDeserializer().deserialize
 log = structlog.get_logger()
 
 
-def _to_dynamo(value: Any) -> Any:
-    # DynamoDB numbers are Decimals; JSON floats go through their text form to stay exact.
-    return json.loads(json.dumps(value), parse_float=Decimal)
-
-
-def _from_dynamo(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
+def to_attribute(value: Any) -> dict[str, Any]:
+    """A JSON value as a DynamoDB attribute (hand-written: boto3's TypeSerializer wants Decimals
+    and costs more than the write itself on a busy importer)."""
+    if isinstance(value, str):
+        return {"S": value}
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if isinstance(value, (int, float)):
+        return {"N": json.dumps(value)}
+    if value is None:
+        return {"NULL": True}
     if isinstance(value, dict):
-        return {k: _from_dynamo(v) for k, v in value.items()}
+        return {"M": {k: to_attribute(v) for k, v in value.items()}}
     if isinstance(value, list):
-        return [_from_dynamo(v) for v in value]
-    return value
+        return {"L": [to_attribute(v) for v in value]}
+    raise TypeError(f"not a JSON value: {type(value).__name__}")
+
+
+def from_attribute(attribute: dict[str, Any]) -> Any:
+    (kind, value), = attribute.items()
+    if kind == "S" or kind == "BOOL":
+        return value
+    if kind == "N":
+        return int(value) if value.lstrip("-").isdigit() else float(value)
+    if kind == "M":
+        return {k: from_attribute(v) for k, v in value.items()}
+    if kind == "L":
+        return [from_attribute(v) for v in value]
+    if kind == "NULL":
+        return None
+    raise TypeError(f"unexpected DynamoDB attribute type {kind}")
 
 
 def user_key(org_id: str, user_id: str) -> dict[str, Any]:
@@ -54,25 +68,25 @@ def email_key(org_id: str, email: str) -> dict[str, Any]:
 
 def user_item(org_id: str, user: StoredUser) -> dict[str, Any]:
     item = {
-        "orgId": org_id,
-        "key": f"user#{user.user_id}",
-        "userId": user.user_id,
-        "customFields": _to_dynamo(user.custom_fields),
-        "metadata": _to_dynamo(user.metadata),
-        "createdAt": user.created_at,
-        "updatedAt": user.updated_at,
-        "createdByJob": user.created_by.job_ref,
-        "createdByRow": user.created_by.row,
-        "lastJob": user.last_write.job_ref,
-        "lastRow": user.last_write.row,
+        "orgId": {"S": org_id},
+        "key": {"S": f"user#{user.user_id}"},
+        "userId": {"S": user.user_id},
+        "customFields": to_attribute(user.custom_fields),
+        "metadata": to_attribute(user.metadata),
+        "createdAt": {"S": user.created_at},
+        "updatedAt": {"S": user.updated_at},
+        "createdByJob": {"S": user.created_by.job_ref},
+        "createdByRow": {"N": str(user.created_by.row)},
+        "lastJob": {"S": user.last_write.job_ref},
+        "lastRow": {"N": str(user.last_write.row)},
     }
     if user.email is not None:
-        item["email"] = user.email
-    return {k: _serialize(v) for k, v in item.items()}
+        item["email"] = {"S": user.email}
+    return item
 
 
 def stored_user(item: dict[str, Any]) -> StoredUser:
-    plain = {k: _from_dynamo(_deserialize(v)) for k, v in item.items()}
+    plain = {k: from_attribute(v) for k, v in item.items()}
     return StoredUser(
         user_id=plain["userId"],
         email=plain.get("email"),
@@ -167,8 +181,13 @@ class UserStore:
                 response = await self._call("batch_write_item", RequestItems={self.table: requests})
             except ClientError as exc:
                 if exc.response["Error"]["Code"] not in ("ProvisionedThroughputExceededException", "ThrottlingException", "InternalServerError"):
-                    log.warning("batch write rejected", error=str(exc), items=len(requests))
-                    return {_request_key(r) for r in requests}
+                    if len(requests) > 1:
+                        # The store rejects a whole batch for one bad item (too large, say): retry
+                        # the items one by one so that only the bad one fails.
+                        singles = await asyncio.gather(*(self._write_batch([r]) for r in requests))
+                        return set().union(*singles)
+                    log.warning("write rejected", error=str(exc), key=_request_key(requests[0]))
+                    return {_request_key(requests[0])}
                 response = {"UnprocessedItems": {self.table: requests}}
             requests = response.get("UnprocessedItems", {}).get(self.table, [])
             if not requests:

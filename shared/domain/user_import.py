@@ -64,11 +64,14 @@ class ImportPlan:
 
     # -- what must be read from the store before rows can be applied --------------------------------
     def lookup_for(self, rows: list[tuple[int, UserRow]]) -> Lookup:
-        """First round: the users rows name (or would create) and the emails they claim."""
+        """First round: the users rows name and the emails they claim. A new email-only user's
+        generated id needs no read: if an earlier delivery stored it, creating it again from the
+        same row gives the same record."""
         user_ids: set[str] = set()
         email_keys: set[str] = set()
-        for index, row in rows:
-            user_ids.add(row.user_id if row.user_id is not None else generated_user_id(self.job_ref, index))
+        for _, row in rows:
+            if row.user_id is not None:
+                user_ids.add(row.user_id)
             if row.email_key is not None:
                 email_keys.add(row.email_key)
         return Lookup(frozenset(user_ids - self.users.keys()), frozenset(email_keys - self.email_owners.keys()))
