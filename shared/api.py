@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, ValidationError, model_serializer
 
 from .domain.model import ImportOptions
 
@@ -63,7 +63,15 @@ class ResultRow(BaseModel):
     userId: Any = None
     email: Any = None
     status: Literal["created", "updated", "skipped", "failed"]
-    error: RowErrorBody | None = None
+    error: RowErrorBody | None = Field(None, description="only on failed rows")
+
+    @model_serializer(mode="wrap")
+    def _error_only_when_failed(self, handler: SerializerFunctionWrapHandler):
+        # The contract's result row has `error` only when the row failed (as in the results file).
+        row = handler(self)
+        if row.get("error") is None:
+            row.pop("error", None)
+        return row
 
 
 class SyncImportResult(BaseModel):

@@ -19,6 +19,7 @@ from .events import Counts, Event, WelcomeEmailRequested, utc_now
 from .adapters.user_store import UserStore
 
 DEFAULT_CHUNK_ROWS = 250
+SMALL_ORG_RECORDS = 2_000  # up to this many stored records, an import reads the whole org once
 WRITE_FAILED = RowError("WRITE_FAILED", "the user store did not accept the write after retries", None)
 
 
@@ -54,6 +55,9 @@ async def import_users(
     on_progress: Callable[[Counts], Awaitable[None]] | None = None,
 ) -> ImportResult:
     plan = ImportPlan(run.job_ref, run.options)
+    small_org = await store.small_org(run.org_id, SMALL_ORG_RECORDS)
+    if small_org is not None:
+        plan.learn_all(*small_org)
     result = ImportResult()
     welcome_done = await store.welcome_sent_through(run.org_id, run.job_ref) if run.options.sendWelcomeEmail else -1
     chunks = [range(start, min(start + chunk_rows, len(users))) for start in range(0, len(users), chunk_rows)]

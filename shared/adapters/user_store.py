@@ -156,6 +156,27 @@ class UserStore:
                 owners[name] = item["userId"]["S"]
         return users, owners
 
+    async def small_org(self, org_id: str, limit: int) -> tuple[dict[str, StoredUser | None], dict[str, str | None]] | None:
+        """Every user and email claim of the org when it holds at most `limit` records, else None.
+        An import into a new or small org then needs no per-chunk reads at all."""
+        query = dict(
+            TableName=self.table, KeyConditionExpression="orgId = :o", ExpressionAttributeValues={":o": {"S": org_id}},
+            ConsistentRead=True,
+        )
+        sizing = await self._call("query", **query, Limit=limit + 1, ProjectionExpression="#k", ExpressionAttributeNames={"#k": "key"})
+        if sizing.get("LastEvaluatedKey") or sizing["Count"] > limit:
+            return None
+        users: dict[str, StoredUser | None] = {}
+        owners: dict[str, str | None] = {}
+        if sizing["Count"]:
+            for item in (await self._call("query", **query))["Items"]:
+                kind, _, name = item["key"]["S"].partition("#")
+                if kind == "user":
+                    users[name] = stored_user(item)
+                elif kind == "email":
+                    owners[name] = item["userId"]["S"]
+        return users, owners
+
     async def _get_batch(self, keys: list[dict[str, Any]]) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []
         request = {self.table: {"Keys": keys, "ConsistentRead": True}}

@@ -61,6 +61,12 @@ class ImportPlan:
         self.users: dict[str, StoredUser | None] = {}
         self.email_owners: dict[str, str | None] = {}
         self._pending: dict[tuple[str, str], PendingWrite] = {}
+        self._knows_everything = False
+
+    def learn_all(self, users: dict[str, StoredUser | None], email_owners: dict[str, str | None]) -> None:
+        """The whole org is known (it is small): what is not here does not exist."""
+        self.learn(users, email_owners)
+        self._knows_everything = True
 
     # -- what must be read from the store before rows can be applied --------------------------------
     def lookup_for(self, rows: list[tuple[int, UserRow]]) -> Lookup:
@@ -74,7 +80,11 @@ class ImportPlan:
                 user_ids.add(row.user_id)
             if row.email_key is not None:
                 email_keys.add(row.email_key)
-        return Lookup(frozenset(user_ids - self.users.keys()), frozenset(email_keys - self.email_owners.keys()))
+        lookup = Lookup(frozenset(user_ids - self.users.keys()), frozenset(email_keys - self.email_owners.keys()))
+        if self._knows_everything:
+            self.learn(dict.fromkeys(lookup.user_ids), dict.fromkeys(lookup.email_keys))
+            return Lookup(frozenset(), frozenset())
+        return lookup
 
     def owners_to_load(self) -> Lookup:
         """Second round: users found through an email claim but not read yet."""

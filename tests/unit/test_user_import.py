@@ -97,3 +97,11 @@ def test_a_redelivered_import_recognises_its_own_rows():
     assert statuses(again) == statuses(first) == [("created", None), ("created", None), ("updated", None)]
     assert [o.user_id for o in again] == [o.user_id for o in first]
     assert again_plan.take_writes() == []  # nothing is written twice
+
+
+def test_a_plan_that_knows_the_whole_org_asks_for_nothing_more():
+    plan = ImportPlan("job_a", ImportOptions())
+    plan.learn_all({"u1": stored("u1", "a@x.io")}, {"a@x.io": "u1"})
+    rows = [(0, validate_user({"userId": "u1"})), (1, validate_user({"userId": "u2", "email": "b@x.io"}))]
+    assert not plan.lookup_for(rows)
+    assert statuses([plan.apply(i, r, NOW) for i, r in rows]) == [("updated", None), ("created", None)]
