@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import collections
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -20,7 +21,27 @@ from . import devstack
 from .client import BulkopsClient, ClientError
 from .csv_users import CsvHeaderError, parse_users_csv
 
-STATE_DIR = Path(".bulkops")
+STATE_DIR = ".bulkops"
+
+
+def default_workdir() -> str:
+    """$BULKOPS_WORKDIR, else the nearest .bulkops folder here or above (so the CLI works from any
+    folder of the checkout), else ./.bulkops."""
+    if os.environ.get("BULKOPS_WORKDIR"):
+        return os.environ["BULKOPS_WORKDIR"]
+    for folder in (Path.cwd(), *Path.cwd().parents):
+        if (folder / STATE_DIR).is_dir():
+            return str(folder / STATE_DIR)
+    return STATE_DIR
+
+
+def positive(limit: int):
+    def parse(text: str) -> int:
+        value = int(text)
+        if not 1 <= value <= limit:
+            raise argparse.ArgumentTypeError(f"must be between 1 and {limit}")
+        return value
+    return parse
 console = Console(stderr=True)
 
 
@@ -36,7 +57,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
     if args.action == "up":
         if (workdir / "dev.json").exists():
             dev = devstack.DevStack.load(workdir / "dev.json")
-            if all(devstack.alive(pid) for pid in dev.pids.values()):
+            if all(dev.ours(name) for name in dev.pids):
                 console.print(f"already running (ingest {dev.ingestUrl}, jobs {dev.jobsUrl})")
                 return 0
             console.print("a previous stack is partly gone: stopping what is left of it")
@@ -53,10 +74,10 @@ def cmd_dev(args: argparse.Namespace) -> int:
         dev = _dev_state(workdir)
         table = Table("process", "pid", "state")
         for name, pid in dev.pids.items():
-            table.add_row(name, str(pid), "running" if devstack.alive(pid) else "[red]not running[/red]")
+            table.add_row(name, str(pid), "running" if dev.ours(name) else "[red]not running[/red]")
         console.print(table)
         console.print(f"ingest {dev.ingestUrl}   jobs {dev.jobsUrl}")
-        return 0 if all(devstack.alive(p) for p in dev.pids.values()) else 1
+        return 0 if all(dev.ours(name) for name in dev.pids) else 1
     return 0
 
 
@@ -70,20 +91,28 @@ def _submit_all(client: BulkopsClient, requests: list[list[Any]], options: dict[
     return [client.submit([u.user for u in batch], options) for batch in requests]
 
 
-def _follow(client: BulkopsClient, accepted: dict[int, dict[str, Any]]) -> dict[int, dict[str, Any]]:
-    """Poll every async job until it ends, one progress bar each."""
+def _follow(client: BulkopsClient, accepted: dict[int, dict[str, Any]], wait: float) -> dict[int, dict[str, Any]]:
+    """Poll every async job until it ends: a progress bar each on a terminal, a line every few
+    seconds otherwise (CI logs, pipes)."""
     final: dict[int, dict[str, Any]] = {}
+    deadline = time.monotonic() + wait
+    last_line = 0.0
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[status]}"), TimeElapsedColumn())
-    with Progress(*columns, console=console) as progress:
+    with Progress(*columns, console=console, disable=not console.is_terminal) as progress:
         tasks = {n: progress.add_task(data["jobId"], total=data["totalRecords"], status="pending") for n, data in accepted.items()}
         while len(final) < len(accepted):
-            for n, data in accepted.items():
-                if n in final:
-                    continue
-                job = client.job(data["statusUrl"])
+            jobs = {n: client.job(data["statusUrl"]) for n, data in accepted.items() if n not in final}
+            for n, job in jobs.items():
                 progress.update(tasks[n], completed=job["processed"], status=job["status"])
                 if job["status"] in ("completed", "failed"):
                     final[n] = job
+            if not console.is_terminal and (time.monotonic() - last_line > 2 or len(final) == len(accepted)):
+                last_line = time.monotonic()
+                for job in jobs.values():
+                    console.print(f"{job['jobId']}: {job['status']} {job['processed']}/{job['totalRecords']}")
+            if time.monotonic() > deadline and len(final) < len(accepted):
+                stuck = ", ".join(f"{j['jobId']} ({j['status']})" for n, j in jobs.items() if n not in final)
+                raise ClientError(f"gave up after {wait:.0f} s waiting for {stuck}; is an importer running? (`bulkops dev status`)")
             time.sleep(0.25)
     return final
 
@@ -98,11 +127,9 @@ def cmd_import(args: argparse.Namespace) -> int:
         raise ClientError(f"{path}: {exc}") from None
     for error in parsed.errors:
         console.print(f"[red]{path}:{error.line}: {error.message} (not sent)[/red]")
-    if args.token:
-        ingest_url, token = args.ingest_url, args.token
-    else:
-        dev = _dev_state(Path(args.workdir))
-        ingest_url, token = args.ingest_url or dev.ingestUrl, issue_dev_token(dev.jwtSecret, args.org)
+    dev = None if args.token and args.ingest_url else _dev_state(Path(args.workdir))
+    ingest_url = args.ingest_url or dev.ingestUrl
+    token = args.token or issue_dev_token(dev.jwtSecret, args.org)
     options = {"upsert": not args.no_upsert, "skipDuplicates": args.skip_duplicates, "sendWelcomeEmail": args.send_welcome_email}
     size = min(args.batch_size, MAX_USERS)
     batches = [parsed.users[i : i + size] for i in range(0, len(parsed.users), size)]
@@ -110,7 +137,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     console.print(f"{path}: {len(parsed.users)} users in {len(batches)} request(s) for org {args.org}")
     responses = _submit_all(client, batches, options)
     accepted = {n: data for n, (status, data) in enumerate(responses) if status == 202}
-    finals = _follow(client, accepted) if accepted else {}
+    finals = _follow(client, accepted, args.wait) if accepted else {}
 
     rows: list[dict[str, Any]] = [
         {"line": e.line, "status": "failed", "error": {"code": "CSV_PARSE_ERROR", "message": e.message, "field": None}}
@@ -153,12 +180,13 @@ def _summary(rows: list[dict[str, Any]], out: Path, failed_jobs: list) -> None:
 
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="bulkops", description="bulk user import service: local stack and client")
-    top.add_argument("--workdir", default=str(STATE_DIR), help="where the local stack keeps its state (default .bulkops)")
+    top.add_argument("--workdir", default=default_workdir(),
+                     help="where the local stack keeps its state (default: $BULKOPS_WORKDIR or the nearest .bulkops folder)")
     commands = top.add_subparsers(dest="command", required=True)
 
     dev = commands.add_parser("dev", help="run the whole system locally on real servers")
     dev.add_argument("action", choices=["up", "down", "status"])
-    dev.add_argument("--importers", type=int, default=2, help="importer processes (one consumer group)")
+    dev.add_argument("--importers", type=positive(8), default=2, help="importer processes in one consumer group (default 2)")
     dev.set_defaults(run=cmd_dev)
 
     token = commands.add_parser("token", help="print a dev JWT for the running stack")
@@ -173,7 +201,8 @@ def parser() -> argparse.ArgumentParser:
     imp.add_argument("--no-upsert", action="store_true", help="existing users fail with USER_EXISTS")
     imp.add_argument("--skip-duplicates", action="store_true", help="existing users are skipped, untouched")
     imp.add_argument("--send-welcome-email", action="store_true")
-    imp.add_argument("--batch-size", type=int, default=MAX_USERS, help="users per request (at most 10,000)")
+    imp.add_argument("--batch-size", type=positive(MAX_USERS), default=MAX_USERS, help="users per request (1 to 10,000)")
+    imp.add_argument("--wait", type=float, default=3600, help="seconds to follow the jobs before giving up (default 3600)")
     imp.add_argument("--ingest-url", help="default: the running dev stack's")
     imp.add_argument("--token", help="a Bearer token (default: a dev token for --org)")
     imp.set_defaults(run=cmd_import)

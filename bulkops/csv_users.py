@@ -71,7 +71,9 @@ def parse_users_csv(data: bytes) -> CsvUsers:
         except StopIteration:
             break
         except csv.Error as exc:
-            errors.append(LineError(start, f"cannot parse: {exc}"))
+            end = reader.line_num
+            span = f" (lines {start}-{end} were read as this one record: check for an unclosed quote)" if end > start else ""
+            errors.append(LineError(start, f"cannot parse: {exc}{span}"))
             next_line = reader.line_num + 1
             continue
         next_line = reader.line_num + 1

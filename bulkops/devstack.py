@@ -19,7 +19,7 @@ import httpx
 from shared.provision import provision
 from shared.settings import CommonSettings
 
-from .stack import EmbeddedStack, Endpoints, free_port, stop_pids
+from .stack import EmbeddedStack, Endpoints, free_port, process_start_time, stop_pids
 
 SERVICE_START_TIMEOUT = 60.0
 
@@ -39,7 +39,16 @@ class DevStack:
     awsSecretAccessKey: str
     awsRegion: str
     pids: dict[str, int] = field(default_factory=dict)
+    starts: dict[str, int | None] = field(default_factory=dict)  # process start times: see `ours`
     logs: str = ""
+
+    def record(self, name: str, pid: int) -> None:
+        self.pids[name] = pid
+        self.starts[name] = process_start_time(pid)
+
+    def ours(self, name: str) -> bool:
+        """The process is still the one we started (not gone, not a stranger that reuses its pid)."""
+        return self.starts.get(name) is not None and process_start_time(self.pids[name]) == self.starts[name]
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -124,12 +133,15 @@ def start_services(endpoints: Endpoints, workdir: Path, jwt_secret: str, importe
     except BaseException:
         stop_pids([p.pid for p in processes.values()])
         raise
-    return DevStack(
+    dev = DevStack(
         ingestUrl=ingest_url, jobsUrl=jobs_url, jwtSecret=jwt_secret, kafkaBootstrap=endpoints.kafka_bootstrap,
         mongoUri=endpoints.mongo_uri, s3Endpoint=endpoints.s3_endpoint, dynamodbEndpoint=endpoints.dynamodb_endpoint,
         awsAccessKeyId=endpoints.aws_access_key_id, awsSecretAccessKey=endpoints.aws_secret_access_key,
-        awsRegion=endpoints.aws_region, pids={name: p.pid for name, p in processes.items()}, logs=str(logs),
+        awsRegion=endpoints.aws_region, logs=str(logs),
     )
+    for name, process in processes.items():
+        dev.record(name, process.pid)
+    return dev
 
 
 def up(workdir: Path, importers: int = 2) -> DevStack:
@@ -140,7 +152,8 @@ def up(workdir: Path, importers: int = 2) -> DevStack:
     except BaseException:
         stack.stop()
         raise
-    dev.pids.update({f"server:{p.name}": p.pid for p in stack.processes})
+    for server in stack.processes:
+        dev.record(f"server:{server.name}", server.pid)
     dev.save(workdir / "dev.json")
     return dev
 
@@ -150,20 +163,9 @@ def down(workdir: Path) -> list[str]:
     if not state.exists():
         return []
     dev = DevStack.load(state)
+    mine = [name for name in dev.pids if dev.ours(name)]
     # Services first, so they do not log errors about servers vanishing under them.
-    services = [pid for name, pid in dev.pids.items() if not name.startswith("server:")]
-    servers = [pid for name, pid in dev.pids.items() if name.startswith("server:")]
-    stop_pids(services)
-    stop_pids(servers)
+    stop_pids([dev.pids[n] for n in mine if not n.startswith("server:")])
+    stop_pids([dev.pids[n] for n in mine if n.startswith("server:")])
     state.unlink()
-    return list(dev.pids)
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return mine

@@ -1,6 +1,6 @@
 """Embedded stack: real Kafka, MongoDB, S3 and DynamoDB servers as child processes.
 
-No Docker needed (see ``/work/shared/STACK.md``). Each server comes from a PyPI
+No Docker needed (see ``docs/STACK.md``). Each server comes from a PyPI
 wheel and is started on loopback, on free ports, so that several stacks (a test
 run and a demo) can live side by side:
 
@@ -317,6 +317,15 @@ def _pid_alive(pid: int) -> bool:
     except (OSError, IndexError):
         pass
     return True
+
+
+def process_start_time(pid: int) -> int | None:
+    """When the process started (clock ticks since boot), or None if it is gone: with the pid, it
+    tells our process apart from a later one that was given the same pid."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def _leads_group(pid: int) -> bool:
