@@ -55,7 +55,8 @@ async def import_users(
     on_progress: Callable[[Counts], Awaitable[None]] | None = None,
 ) -> ImportResult:
     plan = ImportPlan(run.job_ref, run.options)
-    small_org = await store.small_org(run.org_id, SMALL_ORG_RECORDS)
+    # Reading a small org whole replaces many per-chunk reads; for one chunk it would not pay.
+    small_org = await store.small_org(run.org_id, SMALL_ORG_RECORDS) if len(users) > chunk_rows else None
     if small_org is not None:
         plan.learn_all(*small_org)
     result = ImportResult()
