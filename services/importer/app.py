@@ -10,7 +10,7 @@ from faststream.kafka.annotations import KafkaMessage
 from pydantic import ValidationError
 
 from shared.events import ImportCompleted, ImportFailed, ImportRequested, Topics
-from shared.logging import configure_logging
+from shared.logging import configure_logging, library_logger
 
 from .adapters import ImporterAdapters, open_adapters
 from .handlers import failed_for_invalid_event, handle_import_requested
@@ -19,8 +19,8 @@ from .settings import ImporterSettings
 settings = ImporterSettings()
 configure_logging("importer", settings.log_level)
 log = structlog.get_logger()
-broker = KafkaBroker(settings.kafka_bootstrap, client_id="bulkops-importer", acks="all")
-app = FastStream(broker)
+broker = KafkaBroker(settings.kafka_bootstrap, client_id="bulkops-importer", logger=library_logger("bulkops.broker"), acks="all")
+app = FastStream(broker, logger=library_logger("bulkops.broker"))
 resources = AsyncExitStack()
 adapters: ImporterAdapters
 

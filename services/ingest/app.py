@@ -11,8 +11,8 @@ from faststream.kafka import KafkaBroker
 
 from shared.adapters.aws import ServerUnavailable
 from shared.api import AsyncImportAccepted, ApiError, Envelope, ImportRequest, SyncImportResult, parse_import_request
-from shared.http import ERROR_RESPONSES, caller_of, install_error_envelopes, ok, token_verifier
-from shared.logging import configure_logging
+from shared.http import COMMON_ERRORS, caller_of, error_responses, install_error_envelopes, ok, token_verifier
+from shared.logging import configure_logging, library_logger
 
 from . import handlers
 from .adapters import IngestAdapters, open_adapters
@@ -21,7 +21,7 @@ from .settings import IngestSettings
 settings = IngestSettings()
 configure_logging("ingest", settings.log_level)
 verifier = token_verifier(settings)
-broker = KafkaBroker(settings.kafka_bootstrap, client_id="bulkops-ingest", acks="all")
+broker = KafkaBroker(settings.kafka_bootstrap, client_id="bulkops-ingest", logger=library_logger("bulkops.broker"), acks="all")
 adapters: IngestAdapters
 
 
@@ -61,7 +61,13 @@ async def _read_body(request: Request) -> bytes:
     responses={
         200: {"model": Envelope[SyncImportResult], "description": "fewer than 100 users: every row's result"},
         202: {"model": Envelope[AsyncImportAccepted], "description": "100 users or more: a background job"},
-        413: {"description": "PAYLOAD_TOO_LARGE"}, 415: {"description": "UNSUPPORTED_MEDIA_TYPE"}, **ERROR_RESPONSES,
+        **error_responses({
+            **COMMON_ERRORS,
+            400: "INVALID_JSON (body is not valid JSON), TOO_MANY_USERS (more than 10,000 users), VALIDATION_ERROR "
+                 "(users missing, not an array or empty; options not an object or of the wrong type; X-Org-ID missing)",
+            413: "PAYLOAD_TOO_LARGE (body larger than the configured limit, 16 MiB by default)",
+            415: "UNSUPPORTED_MEDIA_TYPE (send application/json)",
+        }),
     },
 )
 async def import_users(request: Request) -> JSONResponse:

@@ -17,8 +17,8 @@ import structlog
 from shared.adapters.aws import ServerUnavailable
 from shared.api import Envelope, JobStatusBody
 from shared.events import ImportCompleted, ImportFailed, ImportProgress, ImportRequested, ImportStarted, Topics
-from shared.http import ERROR_RESPONSES, caller_of, install_error_envelopes, ok, token_verifier
-from shared.logging import configure_logging
+from shared.http import COMMON_ERRORS, caller_of, error_responses, install_error_envelopes, ok, token_verifier
+from shared.logging import configure_logging, library_logger
 
 from . import handlers
 from .adapters import JobsAdapters, open_adapters
@@ -28,7 +28,7 @@ settings = JobsSettings()
 configure_logging("jobs", settings.log_level)
 log = structlog.get_logger()
 verifier = token_verifier(settings)
-broker = KafkaBroker(settings.kafka_bootstrap, client_id="bulkops-jobs")
+broker = KafkaBroker(settings.kafka_bootstrap, client_id="bulkops-jobs", logger=library_logger("bulkops.broker"))
 job_event = TypeAdapter(
     Annotated[ImportRequested | ImportStarted | ImportProgress | ImportCompleted | ImportFailed, Field(discriminator="eventType")]
 )
@@ -68,7 +68,10 @@ install_error_envelopes(app)
 @app.get(
     "/v1/bulk/jobs/{jobId}",
     summary="A job's status, counts and (once completed) a 1-hour download link to its results",
-    responses={200: {"model": Envelope[JobStatusBody]}, 404: {"description": "JOB_NOT_FOUND"}, **ERROR_RESPONSES},
+    responses={
+        200: {"model": Envelope[JobStatusBody], "description": "the job"},
+        **error_responses({**COMMON_ERRORS, 404: "JOB_NOT_FOUND (unknown, expired or another org's job)"}),
+    },
 )
 async def get_job(jobId: str, request: Request) -> JSONResponse:
     caller = caller_of(request, verifier)
