@@ -48,7 +48,9 @@ class ImportRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    users: list[Any] = Field(min_length=1, description="user objects: userId and/or email, customFields, metadata")
+    users: list[Any] = Field(
+        min_length=1, max_length=MAX_USERS, description="user objects: userId and/or email, customFields, metadata"
+    )
     options: ImportOptions = ImportOptions()
 
 

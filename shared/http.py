@@ -54,6 +54,27 @@ def install_error_envelopes(app: FastAPI) -> None:
         log.exception("unhandled error")
         return error(500, "INTERNAL_ERROR", "internal error; see the service log")
 
+    _document_400_not_422(app)
+
+
+def _document_400_not_422(app: FastAPI) -> None:
+    """FastAPI documents 422 for any route with parameters; request validation errors are answered
+    400 VALIDATION_ERROR here (above), so the OpenAPI description must not promise a 422."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            for path in schema.get("paths", {}).values():
+                for operation in path.values():
+                    operation.get("responses", {}).pop("422", None)
+            schemas = schema.get("components", {}).get("schemas", {})
+            for name in ("HTTPValidationError", "ValidationError"):
+                schemas.pop(name, None)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
 
 def token_verifier(settings: CommonSettings) -> TokenVerifier:
     return TokenVerifier(settings.jwt_algorithm, settings.jwt_secret, settings.jwt_public_key_file)
@@ -65,8 +86,16 @@ def caller_of(request: Request, verifier: TokenVerifier) -> Caller:
     return caller
 
 
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorEnvelope, "description": code}
-    for status, code in {400: "VALIDATION_ERROR / INVALID_JSON / TOO_MANY_USERS", 401: "UNAUTHORIZED", 403: "FORBIDDEN",
-                         503: "SERVICE_UNAVAILABLE (a server is unreachable; the message names it)"}.items()
+def error_responses(descriptions: dict[int, str]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for error statuses: each with the error envelope and its codes."""
+    return {status: {"model": ErrorEnvelope, "description": text} for status, text in descriptions.items()}
+
+
+# The errors every endpoint can answer (auth, a missing X-Org-ID, an unreachable server).
+COMMON_ERRORS = {
+    400: "VALIDATION_ERROR (X-Org-ID missing)",
+    401: "UNAUTHORIZED (token missing, invalid or expired)",
+    403: "FORBIDDEN (role not admin/super_admin, or an admin naming another org)",
+    503: "SERVICE_UNAVAILABLE (a server is unreachable; the message names it)",
 }
+ERROR_RESPONSES = error_responses(COMMON_ERRORS)

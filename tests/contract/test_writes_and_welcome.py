@@ -1,0 +1,204 @@
+"""Writes to the user store (25-item batches, one write per key, retries) and welcome emails,
+through the importer's own handler in this process (so every BatchWriteItem call can be watched)."""
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from types import SimpleNamespace
+from typing import Any, Callable
+
+import pytest
+
+from services.importer.handlers import handle_import_requested
+from shared.domain.model import ImportOptions
+from shared.events import ImportRequested
+
+from ..conftest import Api, new_org
+from ..integration.test_redelivery import welcome_events
+from .conftest import ok_data, org_items
+
+
+def import_event(org: str, users: list, **options: bool) -> ImportRequested:
+    return ImportRequested(jobId=f"job_{uuid.uuid4()}", orgId=org, totalRecords=len(users), users=users, options=ImportOptions(**options))
+
+
+def repeated_users() -> list[dict[str, Any]]:
+    """1,000 rows: 200 users named 4 or 5 times, each time with a new email (so the old email claim
+    is deleted and a new one put, sometimes in one chunk), then 50 email-only users twice each."""
+    users: list[dict[str, Any]] = [
+        {"userId": f"w{i % 200}", "email": f"w{i % 200}.{i // 200}@writes.io", "customFields": {"row": i}} for i in range(900)
+    ]
+    users += [{"email": f"E{j % 50}@Only.io" if j < 50 else f"e{j % 50}@only.io", "metadata": {"row": j}} for j in range(100)]
+    return users
+
+
+async def test_writes_go_in_batches_of_at_most_25_with_one_write_per_key(importer_adapters, user_store, batch_writes):
+    org = new_org()
+    final = await handle_import_requested(import_event(org, repeated_users()), importer_adapters, chunk_rows=250)
+    assert final.eventType == "import.completed"
+    assert final.counts.model_dump() == {"processed": 1000, "created": 250, "updated": 750, "skipped": 0, "failed": 0}
+    batch_writes.assert_within_dynamodb_limits()
+    ours = [keys for keys in batch_writes.calls if keys[0].startswith(org + "/")]
+    assert sum(map(len, ours)) >= 500 and max(map(len, ours)) == 25  # batches are used, and filled
+    # What is stored is what the rows say, applied in input order.
+    items = await org_items(user_store, org)
+    users = {i["key"]["S"]: i for i in items if i["key"]["S"].startswith("user#")}
+    claims = {i["key"]["S"]: i["userId"]["S"] for i in items if i["key"]["S"].startswith("email#")}
+    assert len(users) == 250 and len(claims) == 250
+    for k in range(200):
+        last = k + 800 if k + 800 < 900 else k + 600
+        email = f"w{k}.{last // 200}@writes.io"
+        assert users[f"user#w{k}"]["email"]["S"] == email
+        assert claims[f"email#{email}"] == f"w{k}"
+    assert sorted(k for k in claims if "only.io" in k) == sorted(f"email#e{j}@only.io" for j in range(50))
+
+
+class UnprocessedWrites:
+    """Makes the user store leave some items of a BatchWriteItem unprocessed, as DynamoDB does when
+    it throttles: the other items are written for real. `policy(keys, attempt)` names the keys to
+    leave out (`attempt`: how often the most-tried key of the call was sent before)."""
+
+    def __init__(self, client, policy: Callable[[list[str], int], set[str]]) -> None:
+        self.client, self.policy = client, policy
+        self.attempts: dict[str, int] = {}
+        self.calls: list[list[str]] = []
+        self.outstanding: set[str] = set()  # reported unprocessed and not sent again yet
+        self.resent_needlessly: list[str] = []  # keys sent again though they had been written
+
+    def before(self, params: dict[str, Any], context: dict[str, Any], **_: Any):
+        body = json.loads(params["body"])
+        (table, requests), = body["RequestItems"].items()
+        keys = [self._key(r) for r in requests]
+        self.calls.append(keys)
+        attempt = max(self.attempts.get(k, 0) for k in keys)
+        for k in keys:
+            if self.attempts.get(k, 0) and k not in self.outstanding:
+                self.resent_needlessly.append(k)
+            self.attempts[k] = self.attempts.get(k, 0) + 1
+        left = self.policy(keys, attempt) & set(keys)
+        self.outstanding = (self.outstanding - set(keys)) | left
+        if not left:
+            return None
+        kept = [r for r, k in zip(requests, keys) if k not in left]
+        unprocessed = [r for r, k in zip(requests, keys) if k in left]
+        if not kept:
+            return SimpleNamespace(status_code=200, headers={}), {"UnprocessedItems": {table: unprocessed}}
+        params["body"] = json.dumps({**body, "RequestItems": {table: kept}}).encode()
+        context["test_unprocessed"] = (table, unprocessed)
+        return None
+
+    def after(self, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        if "test_unprocessed" in context:
+            table, unprocessed = context.pop("test_unprocessed")
+            parsed.setdefault("UnprocessedItems", {}).setdefault(table, []).extend(unprocessed)
+
+    @staticmethod
+    def _key(request: dict[str, Any]) -> str:
+        body = request.get("PutRequest", {}).get("Item") or request["DeleteRequest"]["Key"]
+        return body["key"]["S"]
+
+    def __enter__(self) -> "UnprocessedWrites":
+        self.client.meta.events.register_first("before-call.dynamodb.BatchWriteItem", self.before)
+        self.client.meta.events.register_first("after-call.dynamodb.BatchWriteItem", self.after)
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self.client.meta.events.unregister("before-call.dynamodb.BatchWriteItem", self.before)
+        self.client.meta.events.unregister("after-call.dynamodb.BatchWriteItem", self.after)
+
+
+@pytest.fixture
+def backoff_bounds(monkeypatch) -> list[tuple[float, float]]:
+    """Each backoff the store draws: (low, high) of its random wait; waits are made 0 for speed."""
+    import random
+
+    drawn: list[tuple[float, float]] = []
+    monkeypatch.setattr(random, "uniform", lambda low, high: drawn.append((low, high)) or 0.0)
+    return drawn
+
+
+async def test_unprocessed_items_are_retried_until_written(importer_adapters, user_store, backoff_bounds):
+    org = new_org()
+    users = [{"userId": f"t{i}", "email": f"t{i}@throttle.io"} for i in range(60)]
+
+    def throttle(keys: list[str], attempt: int) -> set[str]:
+        # First sending: every other item is left over; second: all that is left; then accepted.
+        return set(keys[::2]) if attempt == 0 else set(keys) if attempt == 1 else set()
+
+    with UnprocessedWrites(user_store._client, throttle) as store:
+        final = await handle_import_requested(import_event(org, users), importer_adapters, chunk_rows=250)
+    assert final.counts.model_dump() == {"processed": 60, "created": 60, "updated": 0, "skipped": 0, "failed": 0}
+    assert len(await org_items(user_store, org)) == 120  # 60 users, 60 email claims
+    assert all(len(keys) <= 25 for keys in store.calls)
+    # Every item left over was sent again (twice) until written; none that had been written was.
+    assert sorted(set(store.attempts.values())) == [1, 3] and store.outstanding == set()
+    assert store.resent_needlessly == []
+    assert backoff_bounds and all(low == 0 for low, _ in backoff_bounds)  # full jitter
+
+
+async def test_a_write_the_store_never_accepts_fails_its_rows_with_write_failed(importer_adapters, user_store, backoff_bounds):
+    org = new_org()
+    users = [{"userId": f"d{i}", "customFields": {"i": i}} for i in range(40)]
+    users[7] = {"userId": "doomed", "email": "doomed@never.io"}
+    users[30] = {"userId": "doomed", "customFields": {"again": True}}  # depends on the same write
+
+    with UnprocessedWrites(user_store._client, lambda keys, attempt: {"user#doomed"}) as store:
+        final = await handle_import_requested(import_event(org, users), importer_adapters, chunk_rows=250)
+    assert final.eventType == "import.completed"
+    assert final.counts.model_dump() == {"processed": 40, "created": 38, "updated": 0, "skipped": 0, "failed": 2}
+    results = [json.loads(line) for line in (await importer_adapters.objects.get_bytes(final.resultsLocation)).decode().splitlines()]
+    assert [(r["index"], r["error"]["code"]) for r in results if r["status"] == "failed"] == [(7, "WRITE_FAILED"), (30, "WRITE_FAILED")]
+    assert await user_store.get_user(org, "doomed") is None and await user_store.get_user(org, "d39") is not None
+    # README: 8 attempts; every retry resends only the item left over; exponential backoff with full jitter.
+    doomed_calls = [keys for keys in store.calls if "user#doomed" in keys]
+    assert len(doomed_calls) == 8 and all(keys == ["user#doomed"] for keys in doomed_calls[1:])
+    assert store.resent_needlessly == []
+    highs = [high for low, high in backoff_bounds]
+    assert all(low == 0 for low, _ in backoff_bounds) and len(highs) >= 7
+    assert all(later == 2 * earlier for earlier, later in zip(highs, highs[1:])), highs
+
+
+# -- welcome emails --------------------------------------------------------------------------------
+
+
+async def test_one_welcome_email_per_created_user_with_an_email_and_none_twice(system, importer_adapters, endpoints):
+    api = Api(system, new_org())
+    try:
+        ok_data(await api.import_users([{"userId": "w-old", "email": "old@welcome.io"}, {"userId": "w-quiet", "email": "quiet@welcome.io"}]))
+        users: list[Any] = [
+            {"userId": "w1", "email": "w1@welcome.io"},  # created with an email: one
+            {"userId": "w2"},  # created without an email: none
+            {"email": "w3@welcome.io"},  # created by email: one
+            {"userId": "w-old", "customFields": {"x": 1}},  # updated: none
+            {"userId": "w1", "customFields": {"again": 1}},  # created above, updated here: still one
+            {"userId": "w5", "email": "not-an-email"},  # failed: none
+            {"userId": "w6", "email": "OLD@welcome.io"},  # IDENTITY_CONFLICT: none
+        ]
+        users += [{"userId": f"bulk{i}", "email": f"bulk{i}@welcome.io"} for i in range(293)]  # several chunks
+        event = import_event(api.org, users, sendWelcomeEmail=True)
+        first = await handle_import_requested(event, importer_adapters, chunk_rows=100)
+        again = await handle_import_requested(event, importer_adapters, chunk_rows=100)  # the message, delivered twice
+        assert first.counts == again.counts
+        assert (first.counts.created, first.counts.updated, first.counts.failed) == (296, 2, 2)
+
+        skipped = import_event(api.org, users[:3] + [{"userId": "w-quiet"}], sendWelcomeEmail=True, skipDuplicates=True)
+        assert (await handle_import_requested(skipped, importer_adapters, chunk_rows=100)).counts.skipped == 4
+        # The synchronous path asks too (and only for its created users).
+        sync = ok_data(await api.import_users([{"userId": "s1", "email": "s1@welcome.io"}, {"userId": "w2", "email": "w2@welcome.io"}], sendWelcomeEmail=True))
+        assert [r["status"] for r in sync["results"]] == ["created", "updated"]
+
+        w3 = (await user_store_of(importer_adapters).load(api.org, [], ["w3@welcome.io"]))[1]["w3@welcome.io"]
+        expected = {"w1": "w1@welcome.io", w3: "w3@welcome.io", "s1": "s1@welcome.io"} | {f"bulk{i}": f"bulk{i}@welcome.io" for i in range(293)}
+        events = await welcome_events(endpoints, api.org, expect_at_least=len(expected))
+        assert sorted(e["userId"] for e in events) == sorted(expected)  # each exactly once
+        assert {e["userId"]: e["email"] for e in events} == expected
+        assert {e["jobId"] for e in events if e["userId"] != "s1"} == {event.jobId}
+        assert all(e["eventType"] == "user.welcome_email.requested" and e["schemaVersion"] == 1 for e in events)
+        assert len({e["eventId"] for e in events}) == len(events)
+    finally:
+        await api.close()
+
+
+def user_store_of(adapters):
+    return adapters.users
