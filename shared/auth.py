@@ -4,6 +4,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import jwt
 
@@ -23,7 +24,22 @@ class Caller:
     roles: frozenset[str]
 
 
+def _jwks_keys(text: str) -> dict[str | None, Any]:
+    """The RSA signing keys of a JWKS document, by key id."""
+    try:
+        jwks = jwt.PyJWKSet.from_json(text)
+    except jwt.PyJWTError as exc:
+        raise ValueError(f"the JWKS file has no usable key: {exc}") from None
+    keys = {k.key_id: k.key for k in jwks.keys if k.key_type == "RSA" and k.public_key_use in (None, "sig")}
+    if not keys:
+        raise ValueError("the JWKS file has no RSA signing key")
+    return keys
+
+
 class TokenVerifier:
+    """HS256 with a shared secret, or RS256 with a public key file: a PEM key, or a JWKS document
+    (`{"keys": [...]}`) whose key is chosen by the token's `kid`."""
+
     def __init__(self, algorithm: str, secret: str | None = None, public_key_file: str | None = None) -> None:
         if algorithm not in ("HS256", "RS256"):
             raise ValueError("jwt algorithm must be HS256 or RS256")
@@ -31,6 +47,24 @@ class TokenVerifier:
         if not key:
             raise ValueError(f"{algorithm} needs {'a jwt secret' if algorithm == 'HS256' else 'a public key file'}")
         self._algorithm, self._key = algorithm, key
+        self._jwks = _jwks_keys(key) if algorithm == "RS256" and key.lstrip().startswith("{") else None
+        if algorithm == "RS256" and self._jwks is None:
+            try:  # a key file that is not a usable key fails at start, not as a 500 on every request
+                self._key = jwt.algorithms.RSAAlgorithm(jwt.algorithms.RSAAlgorithm.SHA256).prepare_key(key)
+            except (jwt.PyJWTError, ValueError) as exc:
+                raise ValueError(f"the public key file holds no RSA key: {exc}") from None
+
+    def _key_for(self, token: str) -> Any:
+        if self._jwks is None:
+            return self._key
+        kid = jwt.get_unverified_header(token).get("kid")
+        if not isinstance(kid, (str, type(None))):
+            raise jwt.InvalidTokenError("kid must be a string")
+        if kid in self._jwks:
+            return self._jwks[kid]
+        if kid is None and len(self._jwks) == 1:
+            return next(iter(self._jwks.values()))
+        raise jwt.InvalidTokenError(f"no key with kid {kid!r} in the JWKS file")
 
     def caller(self, authorization: str | None, org_header: str | None) -> Caller:
         scheme, _, token = (authorization or "").partition(" ")
@@ -38,7 +72,7 @@ class TokenVerifier:
             raise AuthError(401, "UNAUTHORIZED", "missing Bearer token")
         try:
             # The algorithm is pinned: a token signed any other way (or 'none') is refused.
-            claims = jwt.decode(token.strip(), self._key, algorithms=[self._algorithm], options={"require": ["exp", "sub"]})
+            claims = jwt.decode(token.strip(), self._key_for(token.strip()), algorithms=[self._algorithm], options={"require": ["exp", "sub"]})
         except jwt.ExpiredSignatureError:
             raise AuthError(401, "UNAUTHORIZED", "token expired") from None
         except jwt.InvalidTokenError as exc:

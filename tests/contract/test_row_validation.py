@@ -105,4 +105,6 @@ async def test_a_row_the_store_cannot_hold_fails_alone(api: Api, user_store):
     data = ok_data(await api.import_users(users))
     assert counts(data) == (10, 8, 0, 0, 2)
     assert [r["status"] for r in data["results"]] == ["created"] * 3 + ["failed"] + ["created"] * 2 + ["failed"] + ["created"] * 3
+    # README: a write the store never accepts fails the rows that depended on it with WRITE_FAILED.
+    assert [data["results"][i]["error"]["code"] for i in (3, 6)] == ["WRITE_FAILED", "WRITE_FAILED"]
     assert await user_store.get_user(api.org, "big") is None and await user_store.get_user(api.org, "s9") is not None

@@ -98,3 +98,62 @@ def test_the_verifier_needs_its_key_and_a_known_algorithm(keys):
         TokenVerifier("none", secret="x")
     with pytest.raises(ValueError):
         TokenVerifier("HS512", secret="x")
+
+
+# -- a JWKS file instead of a PEM key (the issue: "a configured public key or JWKS file") -------------
+
+
+def _jwk(key, kid: str | None, **extra) -> dict:
+    document = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
+    return {**document, **({"kid": kid} if kid else {}), "use": "sig", **extra}
+
+
+@pytest.fixture(scope="module")
+def jwks(tmp_path_factory):
+    first = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    second = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    path = tmp_path_factory.mktemp("jwks") / "jwks.json"
+    path.write_text(json.dumps({"keys": [_jwk(first, "k1"), _jwk(second, "k2"), {"kty": "oct", "k": _b64(b"s" * 32), "kid": "hmac"}]}))
+    return {"k1": first, "k2": second}, path
+
+
+def test_rs256_with_a_jwks_file_picks_the_key_by_kid(jwks):
+    keys, path = jwks
+    verifier = TokenVerifier("RS256", public_key_file=str(path))
+    for kid, key in keys.items():
+        token = jwt.encode(_claims(), _private_pem(key), algorithm="RS256", headers={"kid": kid})
+        assert verifier.caller(f"Bearer {token}", "org-a").subject == "ops"
+    # Signed by k1 but naming k2, naming no key, naming an unknown key or the HMAC entry: refused.
+    for kid in ("k2", None, "k3", "hmac"):
+        headers = {"kid": kid} if kid is not None else {}
+        token = jwt.encode(_claims(), _private_pem(keys["k1"]), algorithm="RS256", headers=headers)
+        assert (_reject(verifier, token).status, kid) == (401, kid)
+    # Algorithm confusion with the JWKS text as an HMAC secret.
+    signing_input = f"{_b64(json.dumps({'alg': 'HS256', 'kid': 'k1'}).encode())}.{_b64(json.dumps(_claims()).encode())}"
+    signature = _b64(hmac.new(path.read_bytes(), signing_input.encode(), hashlib.sha256).digest())
+    assert _reject(verifier, f"{signing_input}.{signature}").status == 401
+
+
+def test_a_jwks_file_with_one_key_accepts_tokens_without_kid(tmp_path):
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    path = tmp_path / "jwks.json"
+    path.write_text(json.dumps({"keys": [_jwk(key, None)]}))
+    verifier = TokenVerifier("RS256", public_key_file=str(path))
+    assert verifier.caller("Bearer " + jwt.encode(_claims(), _private_pem(key), algorithm="RS256"), "org-a").org_id == "org-a"
+
+
+def test_a_jwks_file_without_an_rsa_signing_key_is_refused_at_start(tmp_path):
+    path = tmp_path / "jwks.json"
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    for document in ({"keys": []}, {"keys": [{"kty": "oct", "k": _b64(b"s" * 32)}]}, {"keys": [_jwk(key, "e", use="enc")]}):
+        path.write_text(json.dumps(document))
+        with pytest.raises(ValueError):
+            TokenVerifier("RS256", public_key_file=str(path))
+
+
+def test_a_public_key_file_without_an_rsa_key_is_refused_at_start(tmp_path):
+    path = tmp_path / "key.pem"
+    for text in ("not a key", "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"):
+        path.write_text(text)
+        with pytest.raises(ValueError):
+            TokenVerifier("RS256", public_key_file=str(path))
