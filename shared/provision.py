@@ -47,7 +47,7 @@ async def create_bucket(settings: CommonSettings) -> None:
             Bucket=settings.bucket,
             LifecycleConfiguration={
                 "Rules": [
-                    {"ID": f"jobs-expire-{RETENTION_DAYS}d", "Status": "Enabled", "Filter": {"Prefix": prefix},
+                    {"ID": f"{prefix.rstrip('/')}-expire-{RETENTION_DAYS}d", "Status": "Enabled", "Filter": {"Prefix": prefix},
                      "Expiration": {"Days": RETENTION_DAYS}}
                     for prefix in ("requests/", "results/")
                 ]

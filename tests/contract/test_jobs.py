@@ -269,8 +269,6 @@ async def test_the_bucket_expires_requests_and_results_after_30_days(s3, bucket)
     assert expiring.get("requests/") == 30 and expiring.get("results/") == 30
 
 
-@pytest.mark.xfail(strict=True, reason="BUG (shared/provision.py create_bucket): both lifecycle rules get the ID "
-                   "'jobs-expire-30d'; S3 requires unique rule IDs, so provisioning fails on real AWS S3")
 async def test_the_bucket_lifecycle_rule_ids_are_unique(s3, bucket):
     ids = [r["ID"] for r in await _lifecycle(s3, bucket)]
     assert len(ids) == len(set(ids)), ids
