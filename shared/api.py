@@ -119,7 +119,7 @@ def _reject_constant(name: str) -> Any:
 def parse_import_request(body: bytes) -> ImportRequest:
     try:
         document = json.loads(body, parse_constant=_reject_constant)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise ApiError(400, "INVALID_JSON", f"body is not valid JSON: {exc}") from None
     if not isinstance(document, dict):
         raise ApiError(400, "VALIDATION_ERROR", "body must be a JSON object with a users array")

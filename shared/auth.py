@@ -8,6 +8,8 @@ from typing import Any
 
 import jwt
 
+from .domain.validation import ORG_ID_PATTERN
+
 ALLOWED_ROLES = frozenset({"admin", "super_admin"})
 
 
@@ -83,6 +85,9 @@ class TokenVerifier:
             raise AuthError(403, "FORBIDDEN", "admin or super_admin role required")
         if not org_header:
             raise AuthError(400, "VALIDATION_ERROR", "X-Org-ID header is required")
+        if not ORG_ID_PATTERN.match(org_header):
+            # Org ids name S3 prefixes and store partitions: no '/', no '..', nothing ambiguous.
+            raise AuthError(400, "VALIDATION_ERROR", "X-Org-ID must be 1-128 letters, digits, '.', '_', ':' or '-', starting with a letter or digit")
         if "super_admin" not in roles and claims.get("org") != org_header:
             raise AuthError(403, "FORBIDDEN", "an admin may act only in the org of its token")
         return Caller(str(claims["sub"]), org_header, roles)

@@ -8,13 +8,27 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timezone
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from .domain.model import ImportOptions
+from .domain.validation import ORG_ID_PATTERN as ORG_ID
 
 SCHEMA_VERSION = 1
+JOB_ID_PATTERN = r"^job_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+# ISO-8601 UTC with milliseconds, as every bulkops timestamp.
+Timestamp = Annotated[str, Field(pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")]
+JobId = Annotated[str, Field(pattern=JOB_ID_PATTERN)]
+
+
+def _org_id(value: str) -> str:
+    if not ORG_ID.match(value):
+        raise ValueError("orgId must be 1-128 letters, digits, '.', '_', ':' or '-' (no '..'), starting with a letter or digit")
+    return value
+
+
+OrgId = Annotated[str, AfterValidator(_org_id)]
 
 
 class Topics:
@@ -58,12 +72,12 @@ class ImportRequested(Event):
     `{"users": [...]}` in S3 (`usersLocation`); ingest always uses S3."""
 
     eventType: Literal["import.requested"] = "import.requested"
-    jobId: str = Field(pattern=r"^job_[0-9a-f-]{36}$")
-    orgId: str = Field(min_length=1)
+    jobId: JobId
+    orgId: OrgId
     requestedBy: str = ""
     options: ImportOptions = ImportOptions()
     totalRecords: int = Field(ge=1, le=10_000)
-    createdAt: str = Field(default_factory=utc_now)
+    createdAt: Timestamp = Field(default_factory=utc_now)
     usersLocation: ObjectLocation | None = None
     users: list[Any] | None = None
 
@@ -89,29 +103,29 @@ class Counts(BaseModel):
 class JobEvent(Event):
     """Common to every progress event: enough to build the job view from any one of them."""
 
-    jobId: str
-    orgId: str
+    jobId: JobId
+    orgId: OrgId
     totalRecords: int
-    createdAt: str
+    createdAt: Timestamp
 
 
 class ImportStarted(JobEvent):
     eventType: Literal["import.started"] = "import.started"
-    startedAt: str
+    startedAt: Timestamp
 
 
 class ImportProgress(JobEvent):
     """Cumulative counts so far (never deltas), so a repeated or late event cannot double-count."""
 
     eventType: Literal["import.progress"] = "import.progress"
-    startedAt: str
+    startedAt: Timestamp
     counts: Counts
 
 
 class ImportCompleted(JobEvent):
     eventType: Literal["import.completed"] = "import.completed"
-    startedAt: str
-    completedAt: str
+    startedAt: Timestamp
+    completedAt: Timestamp
     counts: Counts
     resultsLocation: ObjectLocation
 
@@ -125,8 +139,8 @@ class ErrorInfo(BaseModel):
 
 class ImportFailed(JobEvent):
     eventType: Literal["import.failed"] = "import.failed"
-    startedAt: str | None = None
-    failedAt: str
+    startedAt: Timestamp | None = None
+    failedAt: Timestamp
     counts: Counts = Counts()
     error: ErrorInfo
 

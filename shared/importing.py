@@ -12,7 +12,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Protocol, Sequence
 
-from .domain.model import ImportOptions
+from .domain.model import DeleteEmailClaim, ImportOptions, PendingWrite, PutEmailClaim, PutUser
 from .domain.user_import import ImportPlan, Lookup, RowOutcome, failed_row
 from .domain.validation import RowError, UserRow, validate_user
 from .events import Counts, Event, WelcomeEmailRequested, utc_now
@@ -85,14 +85,16 @@ async def import_users(
         writes = plan.take_writes()
         following = validated(chunks[number + 1]) if number + 1 < len(chunks) else []
         reading = asyncio.ensure_future(load(plan.lookup_for(valid(following))))
-        for key in await store.write(run.org_id, writes):
-            kind, _, name = key.partition("#")
-            plan.forget((kind, name))
-            for pending in writes:
-                if pending.write.key == (kind, name):
-                    for i in pending.rows:
-                        o = outcomes[i]
-                        outcomes[i] = RowOutcome(i, "failed", o.user_id, o.email, WRITE_FAILED)
+        failed_keys = await _write_in_order(run.org_id, writes, store)
+        if failed_keys:
+            # What the plan believed of these keys is wrong now: read the store's truth again
+            # before later rows build on it.
+            for key in failed_keys:
+                plan.forget(key)
+            await load(Lookup(frozenset(n for k, n in failed_keys if k == "user"), frozenset(n for k, n in failed_keys if k == "email")))
+            for i in _rows_of(writes, failed_keys):
+                o = outcomes[i]
+                outcomes[i] = RowOutcome(i, "failed", o.user_id, o.email, WRITE_FAILED)
         chunk_outcomes = [outcomes[i] for i, _ in current]
         if run.options.sendWelcomeEmail:
             welcome_done = await _request_welcome_emails(run, chunk_outcomes, welcome_done, store, publisher)
@@ -102,6 +104,32 @@ async def import_users(
         current = following
     await reading
     return result
+
+
+def _rows_of(writes: list[PendingWrite], keys: set[tuple[str, str]]) -> set[int]:
+    return {i for w in writes if w.write.key in keys for i in w.rows}
+
+
+def _parse_keys(keys: set[str]) -> set[tuple[str, str]]:
+    return {tuple(k.split("#", 1)) for k in keys}  # type: ignore[misc]
+
+
+async def _write_in_order(org_id: str, writes: list[PendingWrite], store: UserStore) -> set[tuple[str, str]]:
+    """Claim new emails first, then write users, then release old emails, so that a user record
+    and its email claim never disagree: a user whose claim failed is not written, and a claim
+    whose user failed is released again. Returns the keys of every write that did not happen."""
+    claims = [w for w in writes if isinstance(w.write, PutEmailClaim)]
+    users = [w for w in writes if isinstance(w.write, PutUser)]
+    releases = [w for w in writes if isinstance(w.write, DeleteEmailClaim)]
+    failed = _parse_keys(await store.write(org_id, claims))
+    held_back = {w.write.key for w in users if w.rows & _rows_of(claims, failed)}
+    failed |= held_back | _parse_keys(await store.write(org_id, [w for w in users if w.write.key not in held_back]))
+    failed_rows = _rows_of(writes, failed)
+    undo = [PendingWrite(DeleteEmailClaim(w.write.email_key), w.rows) for w in claims if w.write.key not in failed and w.rows & failed_rows]
+    failed |= {w.write.key for w in releases if w.rows & failed_rows}  # the old email stays with its user
+    last = undo + [w for w in releases if not w.rows & failed_rows]
+    failed |= _parse_keys(await store.write(org_id, last)) | {w.write.key for w in undo}
+    return failed
 
 
 async def _request_welcome_emails(

@@ -10,7 +10,7 @@ import json
 from pydantic import ValidationError
 
 from shared.adapters.aws import ServerUnavailable
-from shared.adapters.object_store import results_key
+from shared.adapters.object_store import request_prefix, results_key
 from shared.events import (
     Counts, ErrorInfo, ImportCompleted, ImportFailed, ImportProgress, ImportRequested, ImportStarted, ObjectLocation, utc_now,
 )
@@ -70,6 +70,10 @@ class _UnusableRequest(Exception):
 async def _users_of(event: ImportRequested, adapters: ImporterAdapters) -> list:
     if event.users is not None:
         return event.users
+    own_prefix = request_prefix(event.orgId)
+    if event.usersLocation.bucket != adapters.objects.bucket or not event.usersLocation.key.startswith(own_prefix):
+        # Another service may publish imports, but only of users stored under the org's own prefix.
+        raise _UnusableRequest(f"usersLocation must be in bucket {adapters.objects.bucket} under {own_prefix}")
     try:
         document = await adapters.objects.get_json(event.usersLocation)
     except ServerUnavailable:
@@ -83,17 +87,14 @@ async def _users_of(event: ImportRequested, adapters: ImporterAdapters) -> list:
 
 
 def failed_for_invalid_event(raw: bytes, error: ValidationError) -> ImportFailed | None:
-    """An import.requested that does not match the schema still fails visibly when it names its job."""
+    """An import.requested that does not match the schema still fails visibly when it names its
+    job and org validly; otherwise there is no job to report on (the caller logs it)."""
     try:
         document = json.loads(raw)
-        job_id, org_id = document["jobId"], document["orgId"]
-        if not (isinstance(job_id, str) and isinstance(org_id, str) and job_id and org_id):
-            return None
-    except (ValueError, KeyError, TypeError):
+        now = utc_now()
+        return ImportFailed(
+            jobId=document["jobId"], orgId=document["orgId"], totalRecords=0, createdAt=now, failedAt=now,
+            error=ErrorInfo(code="INVALID_IMPORT_REQUEST", message=f"import.requested does not match schema v1: {error.errors()[0]['msg']}"),
+        )
+    except (ValueError, KeyError, TypeError, ValidationError):
         return None
-    total = document.get("totalRecords") if isinstance(document.get("totalRecords"), int) else 0
-    now = utc_now()
-    return ImportFailed(
-        jobId=job_id, orgId=org_id, totalRecords=total, createdAt=document.get("createdAt") if isinstance(document.get("createdAt"), str) else now,
-        failedAt=now, error=ErrorInfo(code="INVALID_IMPORT_REQUEST", message=f"import.requested does not match schema v1: {error.errors()[0]['msg']}"),
-    )

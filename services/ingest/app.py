@@ -21,7 +21,11 @@ from .settings import IngestSettings
 settings = IngestSettings()
 configure_logging("ingest", settings.log_level)
 verifier = token_verifier(settings)
-broker = KafkaBroker(settings.kafka_bootstrap, client_id="bulkops-ingest", logger=library_logger("bulkops.broker"), acks="all")
+# A short request timeout: an admin waiting on a 202 should hear about a Kafka outage in seconds.
+broker = KafkaBroker(
+    settings.kafka_bootstrap, client_id="bulkops-ingest", logger=library_logger("bulkops.broker"), acks="all",
+    request_timeout_ms=10_000,
+)
 adapters: IngestAdapters
 
 

@@ -1,6 +1,7 @@
 """POST /v1/bulk/users: fewer than 100 users are imported now; more become a background job."""
 from __future__ import annotations
 
+import contextlib
 import uuid
 
 import structlog
@@ -44,7 +45,13 @@ async def start_job(
         jobId=job_id, orgId=caller.org_id, requestedBy=caller.subject, options=request.options,
         totalRecords=len(request.users), createdAt=created_at, usersLocation=location,
     )
-    await adapters.events.publish(event)
+    try:
+        await adapters.events.publish(event)
+    except BaseException:
+        # Not accepted: remove the users again, or the jobs service would show the job as pending.
+        with contextlib.suppress(Exception):
+            await adapters.objects.delete(location)
+        raise
     logger.info("job accepted", totalRecords=event.totalRecords)
     return AsyncImportAccepted(
         jobId=job_id, totalRecords=event.totalRecords,

@@ -28,4 +28,4 @@ async def open_adapters(settings: JobsSettings, stack: AsyncExitStack) -> JobsAd
     except PyMongoError as exc:
         raise ServerUnavailable("MongoDB", settings.mongo_uri, exc) from exc
     s3 = await stack.enter_async_context(aws_client("s3", settings))
-    return JobsAdapters(views=JobViews(mongo[settings.mongo_db]["jobs"]), objects=ObjectStore(s3, settings.bucket, settings.s3_endpoint))
+    return JobsAdapters(views=JobViews(mongo[settings.mongo_db]["jobs"], settings.mongo_uri), objects=ObjectStore(s3, settings.bucket, settings.s3_endpoint))

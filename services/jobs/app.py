@@ -1,6 +1,8 @@
 """jobs: projects job events into MongoDB and serves job status. `uvicorn services.jobs.app:app`."""
 from __future__ import annotations
 
+import asyncio
+import itertools
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Annotated, AsyncIterator
 
@@ -45,7 +47,14 @@ async def on_job_event(message: KafkaMessage) -> None:
     except ValidationError as exc:
         log.error("job event does not match schema v1; skipped", error=str(exc))
         return
-    await handlers.on_job_event(event, adapters)
+    # The view must not miss an event: while MongoDB is away, wait for it (the partition waits too).
+    for attempt in itertools.count():
+        try:
+            await handlers.on_job_event(event, adapters)
+            return
+        except ServerUnavailable as exc:
+            log.warning("job view unavailable; retrying", error=str(exc), jobId=event.jobId)
+            await asyncio.sleep(min(30.0, 0.5 * 2**attempt))
 
 
 @asynccontextmanager

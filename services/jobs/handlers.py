@@ -8,11 +8,12 @@ from shared.adapters.object_store import request_key
 from shared.api import ApiError, JobStatusBody
 from shared.auth import Caller
 from shared.domain.job_view import JobEventIn, JobView
+from shared.events import JOB_ID_PATTERN
 from shared.logging import job_logger
 
 from .adapters import JobsAdapters
 
-JOB_ID = re.compile(r"^job_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+JOB_ID = re.compile(JOB_ID_PATTERN)
 
 
 def _iso(moment: datetime) -> str:

@@ -7,21 +7,32 @@ from __future__ import annotations
 
 from typing import Any
 
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, PyMongoError
 
+from shared.adapters.aws import ServerUnavailable
 from shared.domain.job_view import JobEventIn, JobView, project
 
 
 class JobViews:
-    def __init__(self, collection: Any) -> None:
+    def __init__(self, collection: Any, endpoint: str = "") -> None:
         self._jobs = collection
+        self._endpoint = endpoint
 
     async def get(self, job_id: str) -> JobView | None:
-        document = await self._jobs.find_one({"_id": job_id})
+        try:
+            document = await self._jobs.find_one({"_id": job_id})
+        except PyMongoError as exc:
+            raise ServerUnavailable("MongoDB (job view)", self._endpoint, exc) from exc
         return _view(document) if document else None
 
     async def apply(self, event: JobEventIn) -> JobView | None:
         """Project the event; return the new view, or None when it changed nothing."""
+        try:
+            return await self._apply(event)
+        except PyMongoError as exc:
+            raise ServerUnavailable("MongoDB (job view)", self._endpoint, exc) from exc
+
+    async def _apply(self, event: JobEventIn) -> JobView | None:
         while True:
             document = await self._jobs.find_one({"_id": event.jobId})
             current = _view(document) if document else None

@@ -13,8 +13,12 @@ from .aws import UNREACHABLE, ServerUnavailable
 RETENTION_DAYS = 30
 
 
+def request_prefix(org_id: str) -> str:
+    return f"requests/{org_id}/"
+
+
 def request_key(org_id: str, job_id: str) -> str:
-    return f"requests/{org_id}/{job_id}.json"
+    return f"{request_prefix(org_id)}{job_id}.json"
 
 
 def results_key(org_id: str, job_id: str) -> str:
@@ -36,6 +40,9 @@ class ObjectStore:
     async def put(self, key: str, body: bytes, content_type: str, metadata: dict[str, str] | None = None) -> ObjectLocation:
         await self._call("put_object", Bucket=self.bucket, Key=key, Body=body, ContentType=content_type, Metadata=metadata or {})
         return ObjectLocation(bucket=self.bucket, key=key)
+
+    async def delete(self, location: ObjectLocation) -> None:
+        await self._call("delete_object", Bucket=location.bucket, Key=location.key)
 
     async def get_bytes(self, location: ObjectLocation) -> bytes:
         response = await self._call("get_object", Bucket=location.bucket, Key=location.key)

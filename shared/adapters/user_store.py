@@ -192,6 +192,8 @@ class UserStore:
     # -- writes ------------------------------------------------------------------------------------
     async def write(self, org_id: str, writes: list[PendingWrite]) -> set[str]:
         """Apply the writes (at most one per key); return the keys whose write finally failed."""
+        if not writes:
+            return set()
         requests = [write_request(org_id, w.write) for w in writes]
         failed = await asyncio.gather(*(self._write_batch(batch) for batch in _chunks(requests, BATCH_WRITE_LIMIT)))
         return set().union(*failed)

@@ -75,6 +75,8 @@ def project(current: JobView | None, event: JobEventIn) -> JobView | None:
     incoming = view_of(event)
     if current is None:
         return incoming
+    if current.orgId != incoming.orgId:
+        return None  # a job belongs to the org that created it: another org's event cannot touch it
     if current.is_final or _RANK[incoming.status] < _RANK[current.status]:
         return None
     if incoming.status == current.status and incoming.counts.processed <= current.counts.processed:

@@ -40,9 +40,16 @@ class RowOutcome:
         return row
 
 
+def _echo(value: Any) -> Any:
+    # A failed row reports what it sent; text that is not valid Unicode is shown with replacements.
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    return value
+
+
 def failed_row(index: int, raw: Any, error: RowError) -> RowOutcome:
     given = raw if isinstance(raw, dict) else {}
-    return RowOutcome(index, "failed", given.get("userId"), given.get("email"), error)
+    return RowOutcome(index, "failed", _echo(given.get("userId")), _echo(given.get("email")), error)
 
 
 @dataclass(frozen=True)

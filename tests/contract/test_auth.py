@@ -130,7 +130,7 @@ async def test_an_admin_naming_another_org_is_403(system, org_with_job, user_sto
 async def test_a_missing_x_org_id_is_400_validation_error(system, org_with_job, user_store, endpoint, role):
     org = org_with_job[0]
     probe = f"probe-{uuid.uuid4().hex[:8]}"
-    for headers in ({}, {"X-Org-ID": ""}):
+    for headers in ({}, {"X-Org-ID": ""}, {"X-Org-ID": "a/b"}, {"X-Org-ID": "x..y"}, {"X-Org-ID": "o" * 129}):
         headers["Authorization"] = "Bearer " + token(system.jwtSecret, org, roles=(role,))
         assert_error(await _call(system, endpoint, org_with_job, headers, probe), 400, "VALIDATION_ERROR")
     assert await user_store.get_user(org, probe) is None

@@ -51,3 +51,23 @@ async def test_another_orgs_job_is_404_job_not_found_for_admins_and_super_admins
     finally:
         await super_for_outsider.close()
         await super_for_owner.close()
+
+
+async def test_an_import_event_cannot_read_another_orgs_users(importer_adapters, user_store):
+    """Any service may publish import.requested, but only of users under its org's own prefix."""
+    import uuid
+
+    from services.importer.handlers import handle_import_requested
+    from shared.adapters.object_store import request_key
+    from shared.events import ImportRequested, ObjectLocation
+
+    victim, thief = new_org(), new_org()
+    victim_job = f"job_{uuid.uuid4()}"
+    location = await importer_adapters.objects.put(
+        request_key(victim, victim_job), b'{"users": [{"userId": "secret"}]}', "application/json"
+    )
+    for where in (location, ObjectLocation(bucket="another-bucket", key=f"requests/{thief}/x.json")):
+        event = ImportRequested(jobId=f"job_{uuid.uuid4()}", orgId=thief, totalRecords=1, usersLocation=where)
+        final = await handle_import_requested(event, importer_adapters, chunk_rows=250)
+        assert final.eventType == "import.failed" and final.error.code == "INVALID_IMPORT_REQUEST"
+    assert await user_store.get_user(thief, "secret") is None

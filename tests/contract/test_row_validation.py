@@ -97,14 +97,24 @@ async def test_valid_edge_rows_are_accepted(api: Api, user_store):
 
 
 async def test_a_row_the_store_cannot_hold_fails_alone(api: Api, user_store):
-    """Too large for one DynamoDB item (400 KB) or a number DynamoDB cannot represent: that row fails,
-    its neighbours (in the same 25-item batch) go in."""
+    """Too large for one DynamoDB item (400 KB) or a number DynamoDB cannot represent: that row fails
+    validation with its field's code and a reason; its neighbours go in."""
     users = [{"userId": f"s{i}"} for i in range(10)]
     users[3] = {"userId": "big", "customFields": {"blob": "z" * 450_000}}
-    users[6] = {"userId": "huge-number", "customFields": {"n": 1e300}}
+    users[6] = {"userId": "huge-number", "metadata": {"n": 1e300}}
     data = ok_data(await api.import_users(users))
     assert counts(data) == (10, 8, 0, 0, 2)
     assert [r["status"] for r in data["results"]] == ["created"] * 3 + ["failed"] + ["created"] * 2 + ["failed"] + ["created"] * 3
-    # README: a write the store never accepts fails the rows that depended on it with WRITE_FAILED.
-    assert [data["results"][i]["error"]["code"] for i in (3, 6)] == ["WRITE_FAILED", "WRITE_FAILED"]
+    assert [data["results"][i]["error"]["code"] for i in (3, 6)] == ["INVALID_CUSTOM_FIELDS", "INVALID_METADATA"]
     assert await user_store.get_user(api.org, "big") is None and await user_store.get_user(api.org, "s9") is not None
+
+
+async def test_a_write_the_store_refuses_leaves_nothing_behind(api: Api, user_store):
+    """A userId of 256 emoji is valid by the contract but its key is over DynamoDB's 1,024 bytes: the
+    row fails with WRITE_FAILED, its email claim is released, and the email stays free."""
+    too_long = "\U0001F600" * 256
+    data = ok_data(await api.import_users([{"userId": too_long, "email": "ghost@example.com"}, {"userId": "ok1"}]))
+    assert [(r["status"], r.get("error", {}).get("code")) for r in data["results"]] == [("failed", "WRITE_FAILED"), ("created", None)]
+    data = ok_data(await api.import_users([{"userId": "g2", "email": "ghost@example.com"}]))
+    assert data["results"][0]["status"] == "created", data["results"]
+    assert (await user_store.get_user(api.org, "g2")).email == "ghost@example.com"

@@ -153,7 +153,10 @@ async def test_a_write_the_store_never_accepts_fails_its_rows_with_write_failed(
     # README: 8 attempts; every retry resends only the item left over; exponential backoff with full jitter.
     doomed_calls = [keys for keys in store.calls if "user#doomed" in keys]
     assert len(doomed_calls) == 8 and all(keys == ["user#doomed"] for keys in doomed_calls[1:])
-    assert store.resent_needlessly == []
+    # The only key written twice is the email claim of the failed user: claimed, then released again,
+    # so that the failed row leaves nothing behind.
+    assert store.resent_needlessly == ["email#doomed@never.io"]
+    assert (await user_store.load(org, [], ["doomed@never.io"]))[1] == {"doomed@never.io": None}
     highs = [high for low, high in backoff_bounds]
     assert all(low == 0 for low, _ in backoff_bounds) and len(highs) >= 7
     assert all(later == 2 * earlier for earlier, later in zip(highs, highs[1:])), highs
@@ -202,3 +205,30 @@ async def test_one_welcome_email_per_created_user_with_an_email_and_none_twice(s
 
 def user_store_of(adapters):
     return adapters.users
+
+
+async def test_after_a_failed_write_later_rows_still_see_the_stored_user(importer_adapters, user_store):
+    """The write of row 0 never lands; row 29 (a later chunk) updates the same existing user: it must
+    merge into what is stored, not re-create the user and lose its data."""
+    org = new_org()
+    seed = await handle_import_requested(import_event(org, [{"userId": "keep", "customFields": {"keep": 1}, "metadata": {"m": 1}}]),
+                                         importer_adapters, chunk_rows=250)
+    assert seed.counts.created == 1
+    users = [{"userId": "keep", "customFields": {"lost": 1}}] + [{"userId": f"f{i}"} for i in range(28)]
+    users.append({"userId": "keep", "customFields": {"x": 1}})
+    refusals = {"left": 8}  # every attempt of the first write of user#keep
+
+    def refuse(keys, attempt):
+        if "user#keep" in keys and refusals["left"] > 0:
+            refusals["left"] -= 1
+            return {"user#keep"}
+        return set()
+
+    with UnprocessedWrites(user_store._client, refuse):
+        final = await handle_import_requested(import_event(org, users), importer_adapters, chunk_rows=10)
+    results = [json.loads(line) for line in (await importer_adapters.objects.get_bytes(final.resultsLocation)).decode().splitlines()]
+    assert (results[0]["status"], results[0]["error"]["code"]) == ("failed", "WRITE_FAILED")
+    assert results[29]["status"] == "updated"
+    stored = await user_store.get_user(org, "keep")
+    assert stored.custom_fields == {"keep": 1, "x": 1} and stored.metadata == {"m": 1}
+    assert stored.created_by.job_ref == seed.jobId

@@ -41,3 +41,9 @@ def test_completed_view_has_counts_and_expiry():
     view = fold(["requested", "done"])
     assert view.counts.processed == view.totalRecords == 10
     assert view.expires_at.isoformat().startswith("2026-12-31")
+
+
+def test_an_event_of_another_org_cannot_touch_a_job():
+    view = fold(["requested", "started"])
+    intruder = ImportFailed(**{**JOB, "orgId": "other"}, failedAt=T, error=ErrorInfo(code="X", message="m"))
+    assert project(view, intruder) is None

@@ -2,6 +2,10 @@ import pytest
 
 from shared.domain.validation import RowError, UserRow, validate_user
 
+DEEP: list = [1]
+for _ in range(40):
+    DEEP = [DEEP]
+
 
 @pytest.mark.parametrize(
     ("raw", "code"),
@@ -17,6 +21,15 @@ from shared.domain.validation import RowError, UserRow, validate_user
         ({"email": "a b@example.com"}, "INVALID_EMAIL"),
         ({"email": "a@example"}, "INVALID_EMAIL"),
         ({"email": 7}, "INVALID_EMAIL"),
+        ({"email": "dup@x.com\n"}, "INVALID_EMAIL"),
+        ({"email": "a" * 250 + "@x.com"}, "INVALID_EMAIL"),
+        ({"userId": "bad\ud800"}, "INVALID_USER_ID"),
+        ({"userId": "u1", "customFields": {"": 1}}, "INVALID_CUSTOM_FIELDS"),
+        ({"userId": "u1", "customFields": {"n": float("inf")}}, "INVALID_CUSTOM_FIELDS"),
+        ({"userId": "u1", "customFields": {"n": 10**40 + 1}}, "INVALID_CUSTOM_FIELDS"),
+        ({"userId": "u1", "metadata": {"n": 1e-131}}, "INVALID_METADATA"),
+        ({"userId": "u1", "metadata": {"deep": DEEP}}, "INVALID_METADATA"),
+        ({"userId": "u1", "customFields": {"s": "x" * 350_001}}, "INVALID_CUSTOM_FIELDS"),
         ({"userId": "u1", "customFields": "x"}, "INVALID_CUSTOM_FIELDS"),
         ({"userId": "u1", "customFields": []}, "INVALID_CUSTOM_FIELDS"),
         ({"userId": "u1", "customFields": None}, "INVALID_CUSTOM_FIELDS"),
@@ -45,3 +58,15 @@ def test_a_valid_row_keeps_what_it_mentions():
     assert row == UserRow("u1", "Ann@Example.com", {"a": 1}, {"m": "x"})
     assert row.email_key == "ann@example.com"
     assert validate_user({"userId": "x" * 256}).user_id == "x" * 256
+
+
+def test_request_level_json_that_python_cannot_hold_is_invalid_json():
+    from shared.api import ApiError, parse_import_request
+
+    for body in (b'{"users": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", b'{"users": [NaN]}'):
+        try:
+            parse_import_request(body)
+        except ApiError as exc:
+            assert (exc.status, exc.code) == (400, "INVALID_JSON")
+        else:
+            raise AssertionError("accepted")
