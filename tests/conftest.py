@@ -152,3 +152,18 @@ def batch_writes(importer_adapters) -> Iterator[BatchWriteWatch]:
     events.register("provide-client-params.dynamodb.BatchWriteItem", watch)
     yield watch
     events.unregister("provide-client-params.dynamodb.BatchWriteItem", watch)
+
+
+async def org_items(user_store, org: str) -> list[dict[str, Any]]:
+    """Every record of an org in the user store (users, email claims, import bookkeeping)."""
+    items, start = [], None
+    while True:
+        kwargs = {"ExclusiveStartKey": start} if start else {}
+        page = await user_store._client.query(
+            TableName=user_store.table, KeyConditionExpression="orgId = :o",
+            ExpressionAttributeValues={":o": {"S": org}}, ConsistentRead=True, **kwargs,
+        )
+        items += page["Items"]
+        start = page.get("LastEvaluatedKey")
+        if not start:
+            return sorted(items, key=lambda i: i["key"]["S"])

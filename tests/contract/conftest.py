@@ -11,6 +11,7 @@ import jwt
 import pytest
 from pymongo import AsyncMongoClient
 
+from ..conftest import org_items  # noqa: F401  (re-exported for the contract tests)
 from ..conftest import Api, new_org
 
 ISO_MS = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$"
@@ -73,20 +74,6 @@ async def poll(check: Callable[[], Awaitable[Any]], timeout: float = 30.0, inter
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} not reached within {timeout} s (last: {value!r})")
         await asyncio.sleep(interval)
-
-
-async def org_items(user_store, org: str) -> list[dict[str, Any]]:
-    items, start = [], None
-    while True:
-        kwargs = {"ExclusiveStartKey": start} if start else {}
-        page = await user_store._client.query(
-            TableName=user_store.table, KeyConditionExpression="orgId = :o",
-            ExpressionAttributeValues={":o": {"S": org}}, ConsistentRead=True, **kwargs,
-        )
-        items += page["Items"]
-        start = page.get("LastEvaluatedKey")
-        if not start:
-            return sorted(items, key=lambda i: i["key"]["S"])
 
 
 @pytest.fixture(scope="session")

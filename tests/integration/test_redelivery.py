@@ -11,7 +11,7 @@ from services.importer.handlers import handle_import_requested
 from shared.domain.model import ImportOptions
 from shared.events import ImportRequested, Topics
 
-from ..conftest import Api, new_org
+from ..conftest import Api, new_org, org_items
 
 
 def users_for(n: int, prefix: str) -> list[dict]:
@@ -19,20 +19,6 @@ def users_for(n: int, prefix: str) -> list[dict]:
     users += [{"email": f"{prefix}-only-{i}@example.com"} for i in range(20)]
     users += [{"userId": f"{prefix}3", "metadata": {"second": "row"}}, {"userId": "", "email": "x"}]
     return users
-
-
-async def org_items(user_store, org: str) -> list[dict]:
-    items, start = [], None
-    while True:
-        kwargs = {"ExclusiveStartKey": start} if start else {}
-        page = await user_store._client.query(
-            TableName=user_store.table, KeyConditionExpression="orgId = :o",
-            ExpressionAttributeValues={":o": {"S": org}}, ConsistentRead=True, **kwargs,
-        )
-        items += page["Items"]
-        start = page.get("LastEvaluatedKey")
-        if not start:
-            return sorted(items, key=lambda i: i["key"]["S"])
 
 
 async def welcome_events(endpoints, org: str, expect_at_least: int) -> list[dict]:
