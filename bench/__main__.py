@@ -5,6 +5,7 @@ measures, each as median/min/max of several runs, side by side on the same machi
   floor       the importer's own writes for the 10,000-user sample, straight to the user store
               (same chunks, same 25-item batches, same concurrency; no HTTP, Kafka, S3 or reads)
   end-to-end  POST of the 10,000 users → the job `completed` in the jobs service
+  re-import   the same POST again into the now populated org (every row an update)
   ratio       end-to-end / floor
   accept      time to the 202 of that POST
   sync        p50 / p99 of 99-user requests
@@ -126,11 +127,17 @@ async def measure(dev: DevStack, runs: int, throughput_jobs: int) -> dict[str, A
     floors, e2e, accepts = [], [], []
     for run in range(runs):
         floors.append(await floor_run(dev, chunks, importer))
-        accepted, total, job = await admin.job("bench-e2e-" + uuid.uuid4().hex[:8], body)
+        last_org = "bench-e2e-" + uuid.uuid4().hex[:8]
+        accepted, total, job = await admin.job(last_org, body)
         assert (job["created"], job["updated"], job["failed"]) == (9634, 50, 316), job
         accepts.append(accepted)
         e2e.append(total)
         console.print(f"run {run + 1}/{runs}: floor {floors[-1]:.2f} s, end-to-end {total:.2f} s, accept {accepted:.3f} s")
+
+    # The same 10,000 users again into a populated org: every row an update, read per chunk.
+    _, reimport, job = await admin.job(last_org, body)
+    assert (job["created"], job["updated"], job["failed"]) == (0, 9684, 316), job
+    console.print(f"re-import into the populated org: {reimport:.2f} s")
 
     sync_body = json.dumps({"users": users[:99]}).encode()
     sync = []
@@ -157,6 +164,7 @@ async def measure(dev: DevStack, runs: int, throughput_jobs: int) -> dict[str, A
         "end_to_end_seconds": end_to_end,
         "ratio": {"median": end_to_end["median"] / floor["median"],
                   "per_run": [e / f for e, f in zip(e2e, floors)]},
+        "reimport_all_updates_seconds": reimport,
         "accept_seconds": summary(accepts),
         "sync_99_users_seconds": {"p50": sync[len(sync) // 2], "p99": sync[min(len(sync) - 1, int(len(sync) * 0.99))],
                                   "min": sync[0], "max": sync[-1], "requests": len(sync)},
@@ -173,6 +181,7 @@ def report(results: dict[str, Any]) -> None:
         table.add_row(name, f"{r['median']:.3f}", f"{r['min']:.3f}", f"{r['max']:.3f}")
     ratios = results["ratio"]["per_run"]
     table.add_row("ratio end-to-end / floor", f"{results['ratio']['median']:.2f}", f"{min(ratios):.2f}", f"{max(ratios):.2f}")
+    table.add_row("re-import 10k, all updates (s)", f"{results['reimport_all_updates_seconds']:.3f}", "", "")
     s = results["sync_99_users_seconds"]
     table.add_row("sync 99 users p50 / p99 (s)", f"{s['p50']:.3f}", f"{s['min']:.3f}", f"p99 {s['p99']:.3f}")
     for name, mb in results["peak_rss_mb"].items():
