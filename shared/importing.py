@@ -12,7 +12,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Protocol, Sequence
 
-from .domain.model import DeleteEmailClaim, ImportOptions, PendingWrite, PutEmailClaim, PutUser
+from .domain.model import DeleteEmailClaim, DeleteUser, ImportOptions, PendingWrite, PutEmailClaim, PutUser
 from .domain.user_import import ImportPlan, Lookup, RowOutcome, failed_row
 from .domain.validation import RowError, UserRow, validate_user
 from .events import Counts, Event, WelcomeEmailRequested, utc_now
@@ -114,18 +114,31 @@ def _parse_keys(keys: set[str]) -> set[tuple[str, str]]:
     return {tuple(k.split("#", 1)) for k in keys}  # type: ignore[misc]
 
 
+def _created_here(pending: PendingWrite) -> bool:
+    user = pending.write.user
+    return user.created_by.job_ref == user.last_write.job_ref and user.created_by.row in pending.rows
+
+
 async def _write_in_order(org_id: str, writes: list[PendingWrite], store: UserStore) -> set[tuple[str, str]]:
-    """Claim new emails first, then write users, then release old emails, so that a user record
-    and its email claim never disagree: a user whose claim failed is not written, and a claim
-    whose user failed is released again. Returns the keys of every write that did not happen."""
+    """Write so that a user record and its email claim never disagree, in as few round trips as
+    that allows. New users go with their claims in one round; an existing user taking a new email
+    waits until the email is claimed; old emails are released last. A failed claim takes its new
+    user back out, a failed user releases its new claim. Returns the keys of every write that did
+    not happen (or was taken back)."""
     claims = [w for w in writes if isinstance(w.write, PutEmailClaim)]
     users = [w for w in writes if isinstance(w.write, PutUser)]
     releases = [w for w in writes if isinstance(w.write, DeleteEmailClaim)]
-    failed = _parse_keys(await store.write(org_id, claims))
-    held_back = {w.write.key for w in users if w.rows & _rows_of(claims, failed)}
-    failed |= held_back | _parse_keys(await store.write(org_id, [w for w in users if w.write.key not in held_back]))
+    claim_rows = _rows_of(claims, {w.write.key for w in claims})
+    first: list[PendingWrite] = []
+    waiting: list[PendingWrite] = []
+    for w in users:
+        (first if _created_here(w) or not w.rows & claim_rows else waiting).append(w)
+    failed = _parse_keys(await store.write(org_id, claims + first))
+    held_back = {w.write.key for w in waiting if w.rows & _rows_of(claims, failed)}
+    failed |= held_back | _parse_keys(await store.write(org_id, [w for w in waiting if w.write.key not in held_back]))
     failed_rows = _rows_of(writes, failed)
     undo = [PendingWrite(DeleteEmailClaim(w.write.email_key), w.rows) for w in claims if w.write.key not in failed and w.rows & failed_rows]
+    undo += [PendingWrite(DeleteUser(w.write.user.user_id), w.rows) for w in first if w.write.key not in failed and w.rows & failed_rows]
     failed |= {w.write.key for w in releases if w.rows & failed_rows}  # the old email stays with its user
     last = undo + [w for w in releases if not w.rows & failed_rows]
     failed |= _parse_keys(await store.write(org_id, last)) | {w.write.key for w in undo}

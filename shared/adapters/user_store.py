@@ -15,7 +15,7 @@ from typing import Any, Iterable
 import structlog
 from botocore.exceptions import ClientError
 
-from ..domain.model import DeleteEmailClaim, PendingWrite, PutEmailClaim, PutUser, StoredUser, WriteMark
+from ..domain.model import DeleteEmailClaim, DeleteUser, PendingWrite, PutEmailClaim, PutUser, StoredUser, Write, WriteMark
 from .aws import UNREACHABLE, ServerUnavailable
 
 BATCH_WRITE_LIMIT = 25
@@ -99,7 +99,7 @@ def stored_user(item: dict[str, Any]) -> StoredUser:
     )
 
 
-def write_request(org_id: str, write: PutUser | PutEmailClaim | DeleteEmailClaim) -> dict[str, Any]:
+def write_request(org_id: str, write: Write) -> dict[str, Any]:
     match write:
         case PutUser(user=user):
             return {"PutRequest": {"Item": user_item(org_id, user)}}
@@ -107,6 +107,8 @@ def write_request(org_id: str, write: PutUser | PutEmailClaim | DeleteEmailClaim
             return {"PutRequest": {"Item": {**email_key(org_id, email), "userId": {"S": user_id}}}}
         case DeleteEmailClaim(email_key=email):
             return {"DeleteRequest": {"Key": email_key(org_id, email)}}
+        case DeleteUser(user_id=user_id):
+            return {"DeleteRequest": {"Key": user_key(org_id, user_id)}}
     raise TypeError(write)
 
 

@@ -73,7 +73,18 @@ class DeleteEmailClaim:
         return ("email", self.email_key)
 
 
-Write = PutUser | PutEmailClaim | DeleteEmailClaim
+@dataclass(frozen=True)
+class DeleteUser:
+    """Only to take back a user created moments ago whose email claim did not land."""
+
+    user_id: str
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return ("user", self.user_id)
+
+
+Write = PutUser | PutEmailClaim | DeleteEmailClaim | DeleteUser
 
 
 @dataclass

@@ -232,3 +232,15 @@ async def test_after_a_failed_write_later_rows_still_see_the_stored_user(importe
     stored = await user_store.get_user(org, "keep")
     assert stored.custom_fields == {"keep": 1, "x": 1} and stored.metadata == {"m": 1}
     assert stored.created_by.job_ref == seed.jobId
+
+
+async def test_a_new_user_whose_email_claim_never_lands_is_taken_back(importer_adapters, user_store):
+    """New users and their email claims are written in one round; if the claim fails, the user
+    written beside it is removed again, so the store never holds a user whose email nobody claims."""
+    org = new_org()
+    users = [{"userId": "lost", "email": "lost@claim.io"}] + [{"userId": f"k{i}", "email": f"k{i}@claim.io"} for i in range(30)]
+    with UnprocessedWrites(user_store._client, lambda keys, attempt: {"email#lost@claim.io"}):
+        final = await handle_import_requested(import_event(org, users), importer_adapters, chunk_rows=250)
+    assert final.counts.model_dump() == {"processed": 31, "created": 30, "updated": 0, "skipped": 0, "failed": 1}
+    assert await user_store.get_user(org, "lost") is None
+    assert (await user_store.load(org, ["k29"], ["k29@claim.io"]))[1] == {"k29@claim.io": "k29"}
