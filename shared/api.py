@@ -116,9 +116,19 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    document: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in document:  # one of the two values would be silently dropped
+            raise ValueError(f"the key {key!r} appears twice in one object")
+        document[key] = value
+    return document
+
+
 def parse_import_request(body: bytes) -> ImportRequest:
     try:
-        document = json.loads(body, parse_constant=_reject_constant)
+        # UTF-8 only (a BOM is tolerated): json.loads on bytes would also guess UTF-16 or UTF-32.
+        document = json.loads(body.decode("utf-8-sig"), parse_constant=_reject_constant, object_pairs_hook=_no_duplicate_keys)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise ApiError(400, "INVALID_JSON", f"body is not valid JSON: {exc}") from None
     if not isinstance(document, dict):

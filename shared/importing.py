@@ -75,34 +75,37 @@ async def import_users(
 
     current = validated(chunks[0]) if chunks else []
     reading = asyncio.ensure_future(load(plan.lookup_for(valid(current))))
-    for number in range(len(chunks)):
+    try:
+        for number in range(len(chunks)):
+            await reading
+            await load(plan.owners_to_load())
+            now = utc_now()
+            outcomes = {
+                i: plan.apply(i, r, now) if isinstance(r, UserRow) else failed_row(i, users[i], r) for i, r in current
+            }
+            writes = plan.take_writes()
+            following = validated(chunks[number + 1]) if number + 1 < len(chunks) else []
+            reading = asyncio.ensure_future(load(plan.lookup_for(valid(following))))
+            failed_keys = await _write_in_order(run.org_id, writes, store)
+            if failed_keys:
+                # What the plan believed of these keys is wrong now: read the store's truth again
+                # before later rows build on it.
+                for key in failed_keys:
+                    plan.forget(key)
+                await load(Lookup(frozenset(n for k, n in failed_keys if k == "user"), frozenset(n for k, n in failed_keys if k == "email")))
+                for i in _rows_of(writes, failed_keys):
+                    o = outcomes[i]
+                    outcomes[i] = RowOutcome(i, "failed", o.user_id, o.email, WRITE_FAILED)
+            chunk_outcomes = [outcomes[i] for i, _ in current]
+            if run.options.sendWelcomeEmail:
+                welcome_done = await _request_welcome_emails(run, chunk_outcomes, welcome_done, store, publisher)
+            result.outcomes.extend(chunk_outcomes)
+            if on_progress is not None:
+                await on_progress(result.counts)
+            current = following
         await reading
-        await load(plan.owners_to_load())
-        now = utc_now()
-        outcomes = {
-            i: plan.apply(i, r, now) if isinstance(r, UserRow) else failed_row(i, users[i], r) for i, r in current
-        }
-        writes = plan.take_writes()
-        following = validated(chunks[number + 1]) if number + 1 < len(chunks) else []
-        reading = asyncio.ensure_future(load(plan.lookup_for(valid(following))))
-        failed_keys = await _write_in_order(run.org_id, writes, store)
-        if failed_keys:
-            # What the plan believed of these keys is wrong now: read the store's truth again
-            # before later rows build on it.
-            for key in failed_keys:
-                plan.forget(key)
-            await load(Lookup(frozenset(n for k, n in failed_keys if k == "user"), frozenset(n for k, n in failed_keys if k == "email")))
-            for i in _rows_of(writes, failed_keys):
-                o = outcomes[i]
-                outcomes[i] = RowOutcome(i, "failed", o.user_id, o.email, WRITE_FAILED)
-        chunk_outcomes = [outcomes[i] for i, _ in current]
-        if run.options.sendWelcomeEmail:
-            welcome_done = await _request_welcome_emails(run, chunk_outcomes, welcome_done, store, publisher)
-        result.outcomes.extend(chunk_outcomes)
-        if on_progress is not None:
-            await on_progress(result.counts)
-        current = following
-    await reading
+    finally:
+        reading.cancel()  # a failed chunk must not leave the next chunk's read running
     return result
 
 

@@ -42,7 +42,7 @@ async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
 
 
-app = FastAPI(title="bulkops ingest", version="1.0.0", lifespan=lifespan)
+app = FastAPI(title="bulkops ingest", version="1.0.0", lifespan=lifespan, redirect_slashes=False)
 install_error_envelopes(app)
 
 
@@ -76,9 +76,10 @@ async def _read_body(request: Request) -> bytes:
 )
 async def import_users(request: Request) -> JSONResponse:
     caller = caller_of(request, verifier)
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type != "application/json":
-        raise ApiError(415, "UNSUPPORTED_MEDIA_TYPE", "send the body as application/json")
+    media_type, _, parameters = request.headers.get("content-type", "").partition(";")
+    charset = parameters.strip().lower().removeprefix("charset=").strip('"') if "charset=" in parameters.lower() else "utf-8"
+    if media_type.strip().lower() != "application/json" or charset not in ("utf-8", "utf8"):
+        raise ApiError(415, "UNSUPPORTED_MEDIA_TYPE", "send the body as application/json in UTF-8")
     body = await _read_body(request)
     import_request = parse_import_request(body)
     try:

@@ -70,7 +70,7 @@ async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
 
 
-app = FastAPI(title="bulkops jobs", version="1.0.0", lifespan=lifespan)
+app = FastAPI(title="bulkops jobs", version="1.0.0", lifespan=lifespan, redirect_slashes=False)
 install_error_envelopes(app)
 
 

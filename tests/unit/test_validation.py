@@ -70,3 +70,16 @@ def test_request_level_json_that_python_cannot_hold_is_invalid_json():
             assert (exc.status, exc.code) == (400, "INVALID_JSON")
         else:
             raise AssertionError("accepted")
+
+
+def test_bodies_that_would_lose_or_guess_data_are_invalid_json():
+    from shared.api import ApiError, parse_import_request
+
+    for body in (b'{"users": [{"userId": "a"}], "users": [{"userId": "b"}]}', '{"users": [{"userId": "a"}]}'.encode("utf-16")):
+        try:
+            parse_import_request(body)
+        except ApiError as exc:
+            assert (exc.status, exc.code) == (400, "INVALID_JSON")
+        else:
+            raise AssertionError(f"accepted {body!r}")
+    assert len(parse_import_request(b'\xef\xbb\xbf{"users": [{"userId": "a"}]}').users) == 1  # a UTF-8 BOM is fine
