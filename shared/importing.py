@@ -140,7 +140,11 @@ async def _write_in_order(org_id: str, writes: list[PendingWrite], store: UserSt
     held_back = {w.write.key for w in waiting if w.rows & _rows_of(claims, failed)}
     failed |= held_back | _parse_keys(await store.write(org_id, [w for w in waiting if w.write.key not in held_back]))
     failed_rows = _rows_of(writes, failed)
-    undo = [PendingWrite(DeleteEmailClaim(w.write.email_key), w.rows) for w in claims if w.write.key not in failed and w.rows & failed_rows]
+    # Undo a claim by giving it back to whoever held it before this chunk (often: nobody).
+    undo = [
+        PendingWrite(PutEmailClaim(w.write.email_key, w.owner_before) if w.owner_before else DeleteEmailClaim(w.write.email_key), w.rows)
+        for w in claims if w.write.key not in failed and w.rows & failed_rows
+    ]
     undo += [PendingWrite(DeleteUser(w.write.user.user_id), w.rows) for w in first if w.write.key not in failed and w.rows & failed_rows]
     failed |= {w.write.key for w in releases if w.rows & failed_rows}  # the old email stays with its user
     last = undo + [w for w in releases if not w.rows & failed_rows]

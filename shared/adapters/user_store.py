@@ -170,8 +170,11 @@ class UserStore:
             return None
         users: dict[str, StoredUser | None] = {}
         owners: dict[str, str | None] = {}
-        if sizing["Count"]:
-            for item in (await self._call("query", **query))["Items"]:
+        page: dict[str, Any] = {"LastEvaluatedKey": None} if sizing["Count"] else {}
+        while "LastEvaluatedKey" in page:  # a query answers at most 1 MB a page: read every page
+            start = {"ExclusiveStartKey": page["LastEvaluatedKey"]} if page["LastEvaluatedKey"] else {}
+            page = await self._call("query", **query, **start)
+            for item in page["Items"]:
                 kind, _, name = item["key"]["S"].partition("#")
                 if kind == "user":
                     users[name] = stored_user(item)

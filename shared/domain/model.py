@@ -93,6 +93,8 @@ class PendingWrite:
 
     write: Write
     rows: set[int] = field(default_factory=set)
+    # For an email key: who held the claim before this chunk, so that undoing restores exactly that.
+    owner_before: str | None = None
 
 
 def generated_user_id(job_ref: str, row: int) -> str:

@@ -144,14 +144,17 @@ class ImportPlan:
         new_key = after.email.lower() if after.email is not None else None
         if new_key != old_key:
             if old_key is not None:
-                self.email_owners[old_key] = None
                 self._plan(index, DeleteEmailClaim(old_key))
+                self.email_owners[old_key] = None
             if new_key is not None:
-                self.email_owners[new_key] = after.user_id
                 self._plan(index, PutEmailClaim(new_key, after.user_id))
+                self.email_owners[new_key] = after.user_id
 
     def _plan(self, index: int, write: Write) -> None:
-        pending = self._pending.setdefault(write.key, PendingWrite(write))
+        if write.key not in self._pending:
+            before = self.email_owners.get(write.key[1]) if write.key[0] == "email" else None
+            self._pending[write.key] = PendingWrite(write, owner_before=before)
+        pending = self._pending[write.key]
         pending.write = write  # the last write for a key carries every earlier row's effect
         pending.rows.add(index)
 

@@ -244,3 +244,31 @@ async def test_a_new_user_whose_email_claim_never_lands_is_taken_back(importer_a
     assert final.counts.model_dump() == {"processed": 31, "created": 30, "updated": 0, "skipped": 0, "failed": 1}
     assert await user_store.get_user(org, "lost") is None
     assert (await user_store.load(org, ["k29"], ["k29@claim.io"]))[1] == {"k29@claim.io": "k29"}
+
+
+async def test_undoing_a_claim_gives_it_back_to_its_previous_holder(importer_adapters, user_store):
+    """x moves from a to b and back to a in one chunk, and x's write never lands: the claim on a
+    must still be x's afterwards (not deleted), and b stays free."""
+    org = new_org()
+    await handle_import_requested(import_event(org, [{"userId": "x", "email": "a@undo.io"}]), importer_adapters, chunk_rows=250)
+    users = [{"userId": "x", "email": "b@undo.io"}, {"userId": "x", "email": "a@undo.io"}]
+    with UnprocessedWrites(user_store._client, lambda keys, attempt: {"user#x"}):
+        final = await handle_import_requested(import_event(org, users), importer_adapters, chunk_rows=250)
+    assert final.counts.failed == 2
+    assert (await user_store.get_user(org, "x")).email == "a@undo.io"
+    assert (await user_store.load(org, [], ["a@undo.io", "b@undo.io"]))[1] == {"a@undo.io": "x", "b@undo.io": None}
+
+
+async def test_a_small_org_larger_than_one_query_page_is_read_whole(importer_adapters, user_store):
+    """An org of few but large records (over DynamoDB's 1 MB query page): whichever way the org is
+    read (whole, following every page, or per chunk when the sizing query is cut at 1 MB), existing
+    users must never be taken for new ones and overwritten."""
+    org = new_org()
+    big = "x" * 6000
+    seed = [{"userId": f"b{i}", "customFields": {"blob": big, "i": i}} for i in range(300)]
+    assert (await handle_import_requested(import_event(org, seed), importer_adapters, chunk_rows=250)).counts.created == 300
+    again = [{"userId": f"b{i}", "metadata": {"seen": 2}} for i in range(300)]
+    final = await handle_import_requested(import_event(org, again), importer_adapters, chunk_rows=250)
+    assert (final.counts.created, final.counts.updated) == (0, 300)
+    stored = await user_store.get_user(org, "b299")
+    assert stored.custom_fields == {"blob": big, "i": 299} and stored.metadata == {"seen": 2}

@@ -105,3 +105,11 @@ def test_a_plan_that_knows_the_whole_org_asks_for_nothing_more():
     rows = [(0, validate_user({"userId": "u1"})), (1, validate_user({"userId": "u2", "email": "b@x.io"}))]
     assert not plan.lookup_for(rows)
     assert statuses([plan.apply(i, r, NOW) for i, r in rows]) == [("updated", None), ("created", None)]
+
+
+def test_each_email_write_remembers_who_held_the_claim_before_the_chunk():
+    existing = {"x": stored("x", "a@x.io")}
+    plan, _ = run([{"userId": "x", "email": "b@x.io"}, {"userId": "x", "email": "a@x.io"}], known_users=existing,
+                  known_emails={"a@x.io": "x", "b@x.io": None})
+    before = {w.write.key: w.owner_before for w in plan.take_writes() if w.write.key[0] == "email"}
+    assert before == {("email", "a@x.io"): "x", ("email", "b@x.io"): None}
