@@ -112,15 +112,17 @@ class ImportPlan:
         mark = WriteMark(self.job_ref, index)
         if row.user_id is not None:
             user_id = row.user_id
+            # A re-delivery is recognised before identity is checked: later rows of this import may
+            # have moved emails since, and the row's first outcome is the one to report.
             owner = self.email_owners.get(row.email_key) if row.email_key is not None else None
-            if owner is not None and owner != user_id:
+            if owner is not None and owner != user_id and not self._applied(self.users.get(user_id), index):
                 error = RowError("IDENTITY_CONFLICT", f"email belongs to another user ({owner})", "email")
                 return RowOutcome(index, "failed", row.user_id, row.email, error)
         else:
             user_id = self.email_owners.get(row.email_key) or generated_user_id(self.job_ref, index)
 
         existing = self.users.get(user_id)
-        if existing is not None and existing.last_write.job_ref == self.job_ref and existing.last_write.row >= index:
+        if self._applied(existing, index):
             # A re-delivery of this import: the row was applied before; report it, do not write again.
             status: RowStatus = "created" if existing.created_by == mark else "updated"
             return RowOutcome(index, status, user_id, existing.email, welcome=status == "created" and existing.email is not None)
@@ -136,6 +138,10 @@ class ImportPlan:
         user = merge(existing, row, now, mark)
         self._write_user(index, existing, user)
         return RowOutcome(index, "updated", user_id, user.email)
+
+    def _applied(self, user: StoredUser | None, index: int) -> bool:
+        """This import already wrote this user at this row or later (an earlier delivery of it)."""
+        return user is not None and user.last_write.job_ref == self.job_ref and user.last_write.row >= index
 
     def _write_user(self, index: int, before: StoredUser | None, after: StoredUser) -> None:
         self.users[after.user_id] = after

@@ -113,3 +113,11 @@ def test_each_email_write_remembers_who_held_the_claim_before_the_chunk():
                   known_emails={"a@x.io": "x", "b@x.io": None})
     before = {w.write.key: w.owner_before for w in plan.take_writes() if w.write.key[0] == "email"}
     assert before == {("email", "a@x.io"): "x", ("email", "b@x.io"): None}
+
+
+def test_a_redelivery_reports_rows_as_first_applied_even_after_later_rows_moved_emails():
+    rows = [{"userId": "x", "email": "a@x.io"}, {"userId": "x", "email": "b@x.io"}, {"userId": "y", "email": "a@x.io"}]
+    first_plan, first = run(rows)
+    stored_users = {w.write.user.user_id: w.write.user for w in first_plan.take_writes() if isinstance(w.write, PutUser)}
+    _, again = run(rows, known_users=stored_users, known_emails={"a@x.io": "y", "b@x.io": "x"})
+    assert statuses(again) == statuses(first) == [("created", None), ("updated", None), ("created", None)]
