@@ -86,13 +86,14 @@ async def import_users(
             writes = plan.take_writes()
             following = validated(chunks[number + 1]) if number + 1 < len(chunks) else []
             reading = asyncio.ensure_future(load(plan.lookup_for(valid(following))))
-            failed_keys = await _write_in_order(run.org_id, writes, store)
-            if failed_keys:
+            failed_keys, unreleased = await _write_in_order(run.org_id, writes, store)
+            if failed_keys or unreleased:
                 # What the plan believed of these keys is wrong now: read the store's truth again
                 # before later rows build on it.
-                for key in failed_keys:
+                stale = failed_keys | unreleased
+                for key in stale:
                     plan.forget(key)
-                await load(Lookup(frozenset(n for k, n in failed_keys if k == "user"), frozenset(n for k, n in failed_keys if k == "email")))
+                await load(Lookup(frozenset(n for k, n in stale if k == "user"), frozenset(n for k, n in stale if k == "email")))
                 for i in _rows_of(writes, failed_keys):
                     o = outcomes[i]
                     outcomes[i] = RowOutcome(i, "failed", o.user_id, o.email, WRITE_FAILED)
@@ -122,12 +123,14 @@ def _created_here(pending: PendingWrite) -> bool:
     return user.created_by.job_ref == user.last_write.job_ref and user.created_by.row in pending.rows
 
 
-async def _write_in_order(org_id: str, writes: list[PendingWrite], store: UserStore) -> set[tuple[str, str]]:
+async def _write_in_order(
+    org_id: str, writes: list[PendingWrite], store: UserStore
+) -> tuple[set[tuple[str, str]], set[tuple[str, str]]]:
     """Write so that a user record and its email claim never disagree, in as few round trips as
     that allows. New users go with their claims in one round; an existing user taking a new email
     waits until the email is claimed; old emails are released last. A failed claim takes its new
-    user back out, a failed user releases its new claim. Returns the keys of every write that did
-    not happen (or was taken back)."""
+    user back out, a failed user releases its new claim. Returns the keys of the writes that did
+    not happen (or were taken back), whose rows fail, and those of releases that did not land."""
     claims = [w for w in writes if isinstance(w.write, PutEmailClaim)]
     users = [w for w in writes if isinstance(w.write, PutUser)]
     releases = [w for w in writes if isinstance(w.write, DeleteEmailClaim)]
@@ -147,9 +150,13 @@ async def _write_in_order(org_id: str, writes: list[PendingWrite], store: UserSt
     ]
     undo += [PendingWrite(DeleteUser(w.write.user.user_id), w.rows) for w in first if w.write.key not in failed and w.rows & failed_rows]
     failed |= {w.write.key for w in releases if w.rows & failed_rows}  # the old email stays with its user
-    last = undo + [w for w in releases if not w.rows & failed_rows]
-    failed |= _parse_keys(await store.write(org_id, last)) | {w.write.key for w in undo}
-    return failed
+    done_releases = [w for w in releases if not w.rows & failed_rows]
+    refused = _parse_keys(await store.write(org_id, undo + done_releases))
+    # A release that did not land leaves a stale claim, which reads treat as free (ImportPlan._owner):
+    # the user's change is stored, so its rows stand; only the plan must re-read that key.
+    unreleased = refused & {w.write.key for w in done_releases}
+    failed |= (refused - unreleased) | {w.write.key for w in undo}
+    return failed, unreleased
 
 
 async def _request_welcome_emails(

@@ -114,12 +114,12 @@ class ImportPlan:
             user_id = row.user_id
             # A re-delivery is recognised before identity is checked: later rows of this import may
             # have moved emails since, and the row's first outcome is the one to report.
-            owner = self.email_owners.get(row.email_key) if row.email_key is not None else None
+            owner = self._owner(row.email_key) if row.email_key is not None else None
             if owner is not None and owner != user_id and not self._applied(self.users.get(user_id), index):
                 error = RowError("IDENTITY_CONFLICT", f"email belongs to another user ({owner})", "email")
                 return RowOutcome(index, "failed", row.user_id, row.email, error)
         else:
-            user_id = self.email_owners.get(row.email_key) or generated_user_id(self.job_ref, index)
+            user_id = self._owner(row.email_key) or generated_user_id(self.job_ref, index)
 
         existing = self.users.get(user_id)
         if self._applied(existing, index):
@@ -138,6 +138,16 @@ class ImportPlan:
         user = merge(existing, row, now, mark)
         self._write_user(index, existing, user)
         return RowOutcome(index, "updated", user_id, user.email)
+
+    def _owner(self, email_key: str) -> str | None:
+        """Who holds this email. A claim whose user (when known) does not have that email is stale,
+        left by a release that failed, and counts as free: the user record is the truth."""
+        owner = self.email_owners.get(email_key)
+        if owner is not None and owner in self.users:
+            user = self.users[owner]
+            if user is None or user.email is None or user.email.lower() != email_key:
+                return None
+        return owner
 
     def _applied(self, user: StoredUser | None, index: int) -> bool:
         """This import already wrote this user at this row or later (an earlier delivery of it)."""

@@ -272,3 +272,17 @@ async def test_a_small_org_larger_than_one_query_page_is_read_whole(importer_ada
     assert (final.counts.created, final.counts.updated) == (0, 300)
     stored = await user_store.get_user(org, "b299")
     assert stored.custom_fields == {"blob": big, "i": 299} and stored.metadata == {"seen": 2}
+
+
+async def test_a_release_that_never_lands_keeps_the_rows_change_and_frees_the_email(importer_adapters, user_store):
+    """x changes its email from a to b and the delete of the old claim on a never lands: x's change
+    is stored, so the row is `updated`; the stale claim on a does not block another user."""
+    org = new_org()
+    await handle_import_requested(import_event(org, [{"userId": "x", "email": "a@stale.io"}]), importer_adapters, chunk_rows=250)
+    with UnprocessedWrites(user_store._client, lambda keys, attempt: {"email#a@stale.io"}):
+        final = await handle_import_requested(import_event(org, [{"userId": "x", "email": "b@stale.io"}]), importer_adapters, chunk_rows=250)
+    assert (final.counts.updated, final.counts.failed) == (1, 0)
+    assert (await user_store.get_user(org, "x")).email == "b@stale.io"
+    taken = await handle_import_requested(import_event(org, [{"userId": "y", "email": "A@stale.io"}]), importer_adapters, chunk_rows=250)
+    assert (taken.counts.created, taken.counts.failed) == (1, 0)
+    assert (await user_store.load(org, [], ["a@stale.io"]))[1] == {"a@stale.io": "y"}

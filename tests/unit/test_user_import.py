@@ -121,3 +121,12 @@ def test_a_redelivery_reports_rows_as_first_applied_even_after_later_rows_moved_
     stored_users = {w.write.user.user_id: w.write.user for w in first_plan.take_writes() if isinstance(w.write, PutUser)}
     _, again = run(rows, known_users=stored_users, known_emails={"a@x.io": "y", "b@x.io": "x"})
     assert statuses(again) == statuses(first) == [("created", None), ("updated", None), ("created", None)]
+
+
+def test_a_stale_claim_counts_as_free():
+    # x moved from a to b but the release of a never landed: a still names x, whose record says b.
+    existing = {"x": stored("x", "b@x.io")}
+    _, outcomes = run([{"userId": "y", "email": "a@x.io"}, {"email": "A@x.io", "customFields": {"k": 1}}],
+                      known_users=existing, known_emails={"a@x.io": "x", "b@x.io": "x"})
+    assert statuses(outcomes) == [("created", None), ("updated", None)]
+    assert outcomes[1].user_id == "y"
