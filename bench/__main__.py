@@ -44,6 +44,7 @@ from shared.domain.model import ImportOptions
 from shared.domain.user_import import ImportPlan
 from shared.domain.validation import UserRow, validate_user
 from shared.events import utc_now
+from shared.settings import CommonSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 console = Console()
@@ -68,8 +69,7 @@ def planned_writes(users: list[Any], chunk_rows: int) -> list[list]:
     return chunks
 
 
-async def floor_run(dev: DevStack, chunks: list[list], importer: ImporterSettings) -> float:
-    settings = settings_for_dev(dev)
+async def floor_run(settings: CommonSettings, chunks: list[list], importer: ImporterSettings) -> float:
     async with aws_client("dynamodb", settings, max_pool=importer.write_concurrency * 2) as client:
         store = UserStore(client, settings.users_table, settings.dynamodb_endpoint, concurrency=importer.write_concurrency)
         org = "bench-floor-" + uuid.uuid4().hex[:8]
@@ -78,13 +78,6 @@ async def floor_run(dev: DevStack, chunks: list[list], importer: ImporterSetting
             failed = await store.write(org, writes)
             assert not failed
         return time.perf_counter() - started
-
-
-def settings_for_dev(dev: DevStack):
-    from bulkops.stack import Endpoints
-
-    return settings_for(Endpoints(dev.kafkaBootstrap, dev.mongoUri, dev.s3Endpoint, dev.dynamodbEndpoint,
-                                  dev.awsAccessKeyId, dev.awsSecretAccessKey, dev.awsRegion))
 
 
 class Admin:
@@ -118,7 +111,7 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-async def measure(dev: DevStack, runs: int, throughput_jobs: int) -> dict[str, Any]:
+async def measure(dev: DevStack, settings: CommonSettings, runs: int, throughput_jobs: int) -> dict[str, Any]:
     users = [u.user for u in parse_users_csv((ROOT / "data" / "users-10k.csv").read_bytes()).users]
     body = json.dumps({"users": users}).encode()
     importer = ImporterSettings()
@@ -126,7 +119,7 @@ async def measure(dev: DevStack, runs: int, throughput_jobs: int) -> dict[str, A
     admin = Admin(dev)
     floors, e2e, accepts = [], [], []
     for run in range(runs):
-        floors.append(await floor_run(dev, chunks, importer))
+        floors.append(await floor_run(settings, chunks, importer))
         last_org = "bench-e2e-" + uuid.uuid4().hex[:8]
         accepted, total, job = await admin.job(last_org, body)
         assert (job["created"], job["updated"], job["failed"]) == (9634, 50, 316), job
@@ -201,7 +194,7 @@ def main() -> None:
     with EmbeddedStack(workdir / "stack") as stack:
         dev = start_services(stack.endpoints, workdir, secrets.token_urlsafe(32), importers=args.importers)
         try:
-            results = asyncio.run(measure(dev, args.runs, args.throughput_jobs))
+            results = asyncio.run(measure(dev, settings_for(stack.endpoints), args.runs, args.throughput_jobs))
         finally:
             stop_pids(list(dev.pids.values()))
     report(results)

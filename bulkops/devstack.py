@@ -81,29 +81,27 @@ def _spawn(name: str, args: list[str], env: dict[str, str], logs: Path, detach: 
     )
 
 
-def _wait_http(name: str, url: str, process: subprocess.Popen, log: Path) -> None:
+def _wait_until(name: str, ready, process: subprocess.Popen, log: Path, waiting_for: str) -> None:
+    """Poll `ready()` until it is true; fail early, with the log's tail, if the process exits."""
     deadline = time.monotonic() + SERVICE_START_TIMEOUT
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"{name} exited with status {process.returncode} at start; see {log}:\n{_tail(log)}")
-        try:
-            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"{name} did not answer on {url} within {SERVICE_START_TIMEOUT:.0f} s; see {log}")
-
-
-def _wait_log(name: str, marker: str, process: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + SERVICE_START_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{name} exited with status {process.returncode} at start; see {log}:\n{_tail(log)}")
-        if log.exists() and marker in log.read_text(errors="replace"):
+        if ready():
             return
         time.sleep(0.2)
-    raise RuntimeError(f"{name} did not start within {SERVICE_START_TIMEOUT:.0f} s; see {log}")
+    raise RuntimeError(f"{name} did not {waiting_for} within {SERVICE_START_TIMEOUT:.0f} s; see {log}")
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url + "/healthz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _logged(log: Path, marker: str) -> bool:
+    return log.exists() and marker in log.read_text(errors="replace")
 
 
 def _tail(path: Path, lines: int = 15) -> str:
@@ -125,11 +123,12 @@ def start_services(endpoints: Endpoints, workdir: Path, jwt_secret: str, importe
     for n in range(importers):
         processes[f"importer-{n + 1}"] = _spawn(f"importer-{n + 1}", ["-m", "services.importer"], env, logs, detach)
     try:
-        _wait_http("jobs", jobs_url, processes["jobs"], logs / "jobs.log")
-        _wait_http("ingest", ingest_url, processes["ingest"], logs / "ingest.log")
+        for name, url in (("jobs", jobs_url), ("ingest", ingest_url)):
+            _wait_until(name, lambda: _answers(url), processes[name], logs / f"{name}.log", f"answer on {url}")
         for name, process in processes.items():
             if name.startswith("importer"):
-                _wait_log(name, "started", process, logs / f"{name}.log")
+                log = logs / f"{name}.log"
+                _wait_until(name, lambda: _logged(log, "started"), process, log, "start")
     except BaseException:
         stop_pids([p.pid for p in processes.values()])
         raise

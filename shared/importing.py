@@ -30,13 +30,17 @@ class EventPublisher(Protocol):
 @dataclass
 class ImportResult:
     outcomes: list[RowOutcome] = field(default_factory=list)
+    _tally: dict[str, int] = field(default_factory=lambda: {"created": 0, "updated": 0, "skipped": 0, "failed": 0})
+
+    def add(self, outcomes: list[RowOutcome]) -> None:
+        # Counted as they come: progress is reported after every chunk.
+        self.outcomes.extend(outcomes)
+        for outcome in outcomes:
+            self._tally[outcome.status] += 1
 
     @property
     def counts(self) -> Counts:
-        tally = {"created": 0, "updated": 0, "skipped": 0, "failed": 0}
-        for outcome in self.outcomes:
-            tally[outcome.status] += 1
-        return Counts(processed=len(self.outcomes), **tally)
+        return Counts(processed=len(self.outcomes), **self._tally)
 
 
 @dataclass(frozen=True)
@@ -100,7 +104,7 @@ async def import_users(
             chunk_outcomes = [outcomes[i] for i, _ in current]
             if run.options.sendWelcomeEmail:
                 welcome_done = await _request_welcome_emails(run, chunk_outcomes, welcome_done, store, publisher)
-            result.outcomes.extend(chunk_outcomes)
+            result.add(chunk_outcomes)
             if on_progress is not None:
                 await on_progress(result.counts)
             current = following
