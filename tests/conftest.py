@@ -13,7 +13,9 @@ import pytest
 
 from bulkops.devstack import DevStack, settings_for, start_services
 from bulkops.stack import Endpoints, stop_pids
+from shared.adapters.user_store import stored_user
 from shared.auth import issue_dev_token
+from shared.domain.model import StoredUser
 
 from .servers import test_servers
 
@@ -167,3 +169,8 @@ async def org_items(user_store, org: str) -> list[dict[str, Any]]:
         start = page.get("LastEvaluatedKey")
         if not start:
             return sorted(items, key=lambda i: i["key"]["S"])
+
+
+async def org_users(user_store, org: str) -> dict[str, StoredUser]:
+    """Every user of an org, decoded, by userId."""
+    return {u.user_id: u for u in (stored_user(i) for i in await org_items(user_store, org) if i["key"]["S"].startswith("user#"))}

@@ -1,7 +1,7 @@
 """The user store: one DynamoDB table, partition key `orgId`, sort key `key`.
 
-Two kinds of record live there: `user#<userId>` (the user) and `email#<lower-cased email>`
-(the claim that makes an email unique within its org). Reads use BatchGetItem (100 keys a call,
+Two kinds of record live there: `user#<userId>` (the user, as one JSON document in `doc`) and
+`email#<lower-cased email>` (the claim that makes an email unique within its org, naming `userId`). Reads use BatchGetItem (100 keys a call,
 strongly consistent); writes use BatchWriteItem, at most 25 items and never two for one key per
 call, retrying what the store leaves unprocessed with exponential backoff and jitter.
 """
@@ -25,39 +25,6 @@ MAX_WRITE_ATTEMPTS = 8
 log = structlog.get_logger()
 
 
-def to_attribute(value: Any) -> dict[str, Any]:
-    """A JSON value as a DynamoDB attribute (hand-written: boto3's TypeSerializer wants Decimals
-    and costs more than the write itself on a busy importer)."""
-    if isinstance(value, str):
-        return {"S": value}
-    if isinstance(value, bool):
-        return {"BOOL": value}
-    if isinstance(value, (int, float)):
-        return {"N": json.dumps(value)}
-    if value is None:
-        return {"NULL": True}
-    if isinstance(value, dict):
-        return {"M": {k: to_attribute(v) for k, v in value.items()}}
-    if isinstance(value, list):
-        return {"L": [to_attribute(v) for v in value]}
-    raise TypeError(f"not a JSON value: {type(value).__name__}")
-
-
-def from_attribute(attribute: dict[str, Any]) -> Any:
-    (kind, value), = attribute.items()
-    if kind == "S" or kind == "BOOL":
-        return value
-    if kind == "N":
-        return int(value) if value.lstrip("-").isdigit() else float(value)
-    if kind == "M":
-        return {k: from_attribute(v) for k, v in value.items()}
-    if kind == "L":
-        return [from_attribute(v) for v in value]
-    if kind == "NULL":
-        return None
-    raise TypeError(f"unexpected DynamoDB attribute type {kind}")
-
-
 def user_key(org_id: str, user_id: str) -> dict[str, Any]:
     return {"orgId": {"S": org_id}, "key": {"S": f"user#{user_id}"}}
 
@@ -66,36 +33,38 @@ def email_key(org_id: str, email: str) -> dict[str, Any]:
     return {"orgId": {"S": org_id}, "key": {"S": f"email#{email}"}}
 
 
+# A user is stored as its keys plus one JSON document: the store's cost per write and per read
+# grows with every attribute it must type-check and size (on the emulator, most of the import's
+# time), and nothing reads the profile by attribute. Bump USER_DOC_VERSION if the document changes.
+USER_DOC_VERSION = 1
+
+
 def user_item(org_id: str, user: StoredUser) -> dict[str, Any]:
-    item = {
-        "orgId": {"S": org_id},
-        "key": {"S": f"user#{user.user_id}"},
-        "userId": {"S": user.user_id},
-        "customFields": to_attribute(user.custom_fields),
-        "metadata": to_attribute(user.metadata),
-        "createdAt": {"S": user.created_at},
-        "updatedAt": {"S": user.updated_at},
-        "createdByJob": {"S": user.created_by.job_ref},
-        "createdByRow": {"N": str(user.created_by.row)},
-        "lastJob": {"S": user.last_write.job_ref},
-        "lastRow": {"N": str(user.last_write.row)},
+    doc = {
+        "v": USER_DOC_VERSION,
+        "userId": user.user_id,
+        "email": user.email,
+        "customFields": user.custom_fields,
+        "metadata": user.metadata,
+        "createdAt": user.created_at,
+        "updatedAt": user.updated_at,
+        "createdBy": [user.created_by.job_ref, user.created_by.row],
+        "lastWrite": [user.last_write.job_ref, user.last_write.row],
     }
-    if user.email is not None:
-        item["email"] = {"S": user.email}
-    return item
+    return {**user_key(org_id, user.user_id), "doc": {"S": json.dumps(doc, ensure_ascii=False, separators=(",", ":"))}}
 
 
 def stored_user(item: dict[str, Any]) -> StoredUser:
-    plain = {k: from_attribute(v) for k, v in item.items()}
+    doc = json.loads(item["doc"]["S"])
     return StoredUser(
-        user_id=plain["userId"],
-        email=plain.get("email"),
-        custom_fields=plain.get("customFields", {}),
-        metadata=plain.get("metadata", {}),
-        created_at=plain["createdAt"],
-        updated_at=plain["updatedAt"],
-        created_by=WriteMark(plain["createdByJob"], plain["createdByRow"]),
-        last_write=WriteMark(plain["lastJob"], plain["lastRow"]),
+        user_id=doc["userId"],
+        email=doc["email"],
+        custom_fields=doc["customFields"],
+        metadata=doc["metadata"],
+        created_at=doc["createdAt"],
+        updated_at=doc["updatedAt"],
+        created_by=WriteMark(*doc["createdBy"]),
+        last_write=WriteMark(*doc["lastWrite"]),
     )
 
 
