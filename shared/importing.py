@@ -4,7 +4,8 @@ and the importer's background jobs), so the same rows always give the same resul
 Rows go through in chunks: validate, read what the store knows of the chunk's users and emails,
 apply the rows in input order (`ImportPlan`), write at most one item per key in 25-item batches,
 then request welcome emails. The next chunk's reads overlap the current chunk's writes; that is
-safe because a chunk only reads keys no earlier row has touched.
+safe because a chunk only reads keys no earlier row has touched. The next chunk's writes overlap
+too, unless its rows depend on a key the current chunk writes.
 """
 from __future__ import annotations
 
@@ -50,6 +51,19 @@ class ImportRun:
     options: ImportOptions
 
 
+@dataclass
+class _ChunkInFlight:
+    """A chunk whose rows are applied and whose writes are on their way to the store."""
+
+    rows: list[tuple[int, UserRow | RowError]]
+    outcomes: dict[int, RowOutcome]
+    writes: list[PendingWrite]
+    writing: asyncio.Future  # of _write_in_order
+
+    def writes_any_of(self, keys: set[tuple[str, str]]) -> bool:
+        return any(w.write.key in keys for w in self.writes)
+
+
 async def import_users(
     run: ImportRun,
     users: Sequence[Any],
@@ -77,40 +91,60 @@ async def import_users(
     def valid(rows: list[tuple[int, UserRow | RowError]]) -> list[tuple[int, UserRow]]:
         return [(i, r) for i, r in rows if isinstance(r, UserRow)]
 
+    async def finish(chunk: _ChunkInFlight) -> None:
+        nonlocal welcome_done
+        failed_keys, unreleased = await chunk.writing
+        if failed_keys or unreleased:
+            # What the plan believed of these keys is wrong now: read the store's truth again
+            # before later rows build on it.
+            stale = failed_keys | unreleased
+            for key in stale:
+                plan.forget(key)
+            await load(Lookup(frozenset(n for k, n in stale if k == "user"), frozenset(n for k, n in stale if k == "email")))
+            for i in _rows_of(chunk.writes, failed_keys):
+                o = chunk.outcomes[i]
+                chunk.outcomes[i] = RowOutcome(i, "failed", o.user_id, o.email, WRITE_FAILED)
+        chunk_outcomes = [chunk.outcomes[i] for i, _ in chunk.rows]
+        if run.options.sendWelcomeEmail:
+            welcome_done = await _request_welcome_emails(run, chunk_outcomes, welcome_done, store, publisher)
+        result.add(chunk_outcomes)
+        if on_progress is not None:
+            await on_progress(result.counts)
+
+    # Two chunks at a time: one chunk's rows are read and applied while the previous one's writes
+    # are in flight, so the store is never idle waiting on our CPU. A chunk whose rows depend on a
+    # key the previous chunk writes waits for those writes first: if one fails, the plan must
+    # learn the store's truth before building on it.
     current = validated(chunks[0]) if chunks else []
     reading = asyncio.ensure_future(load(plan.lookup_for(valid(current))))
+    in_flight: _ChunkInFlight | None = None
     try:
         for number in range(len(chunks)):
             await reading
             await load(plan.owners_to_load())
+            if in_flight is not None and in_flight.writes_any_of(plan.keys_read_by(valid(current))):
+                await finish(in_flight)
+                in_flight = None
             now = utc_now()
             outcomes = {
                 i: plan.apply(i, r, now) if isinstance(r, UserRow) else failed_row(i, users[i], r) for i, r in current
             }
             writes = plan.take_writes()
+            chunk = _ChunkInFlight(current, outcomes, writes, asyncio.ensure_future(_write_in_order(run.org_id, writes, store)))
             following = validated(chunks[number + 1]) if number + 1 < len(chunks) else []
             reading = asyncio.ensure_future(load(plan.lookup_for(valid(following))))
-            failed_keys, unreleased = await _write_in_order(run.org_id, writes, store)
-            if failed_keys or unreleased:
-                # What the plan believed of these keys is wrong now: read the store's truth again
-                # before later rows build on it.
-                stale = failed_keys | unreleased
-                for key in stale:
-                    plan.forget(key)
-                await load(Lookup(frozenset(n for k, n in stale if k == "user"), frozenset(n for k, n in stale if k == "email")))
-                for i in _rows_of(writes, failed_keys):
-                    o = outcomes[i]
-                    outcomes[i] = RowOutcome(i, "failed", o.user_id, o.email, WRITE_FAILED)
-            chunk_outcomes = [outcomes[i] for i, _ in current]
-            if run.options.sendWelcomeEmail:
-                welcome_done = await _request_welcome_emails(run, chunk_outcomes, welcome_done, store, publisher)
-            result.add(chunk_outcomes)
-            if on_progress is not None:
-                await on_progress(result.counts)
+            previous, in_flight = in_flight, chunk
+            if previous is not None:
+                await finish(previous)
             current = following
+        if in_flight is not None:
+            await finish(in_flight)
         await reading
     finally:
-        reading.cancel()  # a failed chunk must not leave the next chunk's read running
+        # A failed chunk must not leave reads or writes running behind the failure it reports.
+        reading.cancel()
+        if in_flight is not None:
+            in_flight.writing.cancel()
     return result
 
 

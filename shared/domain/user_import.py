@@ -98,6 +98,20 @@ class ImportPlan:
         owners = {o for o in self.email_owners.values() if o is not None and o not in self.users}
         return Lookup(frozenset(owners), frozenset())
 
+    def keys_read_by(self, rows: list[tuple[int, UserRow]]) -> set[tuple[str, str]]:
+        """The store keys whose state decides these rows' outcomes (asked once their lookups are
+        learnt): their users, their emails and those emails' holders."""
+        keys: set[tuple[str, str]] = set()
+        for _, row in rows:
+            if row.user_id is not None:
+                keys.add(("user", row.user_id))
+            if row.email_key is not None:
+                keys.add(("email", row.email_key))
+                owner = self.email_owners.get(row.email_key)
+                if owner is not None:
+                    keys.add(("user", owner))
+        return keys
+
     def learn(self, users: dict[str, StoredUser | None], email_owners: dict[str, str | None]) -> None:
         self.users.update(users)
         self.email_owners.update(email_owners)

@@ -10,8 +10,10 @@ EMAIL_PATTERN = re.compile(r"^[^\s@]+@[^\s@]+\.[^\s@]+$")  # the contract's; app
 MAX_USER_ID_LENGTH = 256
 MAX_EMAIL_LENGTH = 254  # RFC 5321; also keeps the email's key within DynamoDB's 1,024-byte limit
 KNOWN_FIELDS = frozenset({"userId", "email", "customFields", "metadata"})
-# What one DynamoDB item can hold: checked here so a row the store would refuse fails alone, with
-# a reason, instead of taking its batch (or, on the emulator, the org's later reads) down with it.
+# What one stored user may hold. The record is one DynamoDB item (400 KB at most); its fields are
+# kept within DynamoDB's typed limits too, so that any layout of the record (today one JSON
+# document) can hold what was accepted. Checked here so that a row the store would refuse fails
+# alone, with a reason, instead of taking its batch down with it.
 MAX_FIELDS_BYTES = 350_000
 MAX_DEPTH = 30
 MAX_NUMBER = 9.9999999999999999999999999999999999999e125
@@ -58,7 +60,7 @@ def _text_ok(value: str) -> bool:
 
 
 def _storable_problem(value: Any, depth: int = 0) -> str | None:
-    """Why DynamoDB could not hold this JSON value, or None."""
+    """Why a stored user could not hold this JSON value, or None."""
     if depth > MAX_DEPTH:
         return f"nested deeper than {MAX_DEPTH} levels"
     if isinstance(value, str):

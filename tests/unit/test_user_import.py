@@ -130,3 +130,10 @@ def test_a_stale_claim_counts_as_free():
                       known_users=existing, known_emails={"a@x.io": "x", "b@x.io": "x"})
     assert statuses(outcomes) == [("created", None), ("updated", None)]
     assert outcomes[1].user_id == "y"
+
+
+def test_the_keys_a_chunk_depends_on_include_the_holders_of_its_emails():
+    plan = ImportPlan("job_a", ImportOptions())
+    plan.learn({"u1": stored("u1", "a@x.io")}, {"a@x.io": "u1", "new@x.io": None})
+    rows = [(0, validate_user({"email": "A@x.io"})), (1, validate_user({"userId": "u2", "email": "new@x.io"})), (2, validate_user({"userId": "u3"}))]
+    assert plan.keys_read_by(rows) == {("email", "a@x.io"), ("user", "u1"), ("user", "u2"), ("email", "new@x.io"), ("user", "u3")}
