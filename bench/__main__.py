@@ -7,8 +7,7 @@ measures, each as median/min/max of several runs, side by side on the same machi
               Kafka, S3 or reads)
   end-to-end  POST of the 10,000 users → the job `completed` in the jobs service
   re-import   the same POST again into the now populated org (every row an update)
-  ratio       end-to-end / floor; also without the emulator's org query (moto sorts the whole
-              table for every Query: a cost that grows with the other orgs, not this one)
+  ratio       end-to-end / floor
   accept      time to the 202 of that POST
   sync        p50 / p99 of 99-user requests
   memory      peak resident memory (VmHWM) of the importer and ingest processes
@@ -46,7 +45,6 @@ from shared.domain.model import ImportOptions
 from shared.domain.user_import import ImportPlan
 from shared.domain.validation import UserRow, validate_user
 from shared.events import utc_now
-from shared.importing import SMALL_ORG_RECORDS
 from shared.settings import CommonSettings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,16 +86,6 @@ async def floor_run(settings: CommonSettings, chunks: list[list], importer: Impo
         return time.perf_counter() - started
 
 
-async def org_query_run(settings: CommonSettings) -> float:
-    """The one Query an import makes to size its org, for a new org. Real DynamoDB answers it from
-    the org's partition; moto sorts the whole table first, so it grows with every org in it."""
-    async with aws_client("dynamodb", settings) as client:
-        store = UserStore(client, settings.users_table, settings.dynamodb_endpoint)
-        started = time.perf_counter()
-        await store.small_org("bench-query-" + uuid.uuid4().hex[:8], SMALL_ORG_RECORDS)
-        return time.perf_counter() - started
-
-
 class Admin:
     def __init__(self, dev: DevStack) -> None:
         self.dev = dev
@@ -135,17 +123,15 @@ async def measure(dev: DevStack, settings: CommonSettings, runs: int, throughput
     importer = ImporterSettings()
     chunks = planned_writes(users, importer.chunk_rows)
     admin = Admin(dev)
-    floors, e2e, accepts, queries = [], [], [], []
+    floors, e2e, accepts = [], [], []
     for run in range(runs):
         floors.append(await floor_run(settings, chunks, importer))
-        queries.append(await org_query_run(settings))
         last_org = "bench-e2e-" + uuid.uuid4().hex[:8]
         accepted, total, job = await admin.job(last_org, body)
         assert (job["created"], job["updated"], job["failed"]) == (9634, 50, 316), job
         accepts.append(accepted)
         e2e.append(total)
-        console.print(f"run {run + 1}/{runs}: floor {floors[-1]:.2f} s, end-to-end {total:.2f} s, accept {accepted:.3f} s,"
-                      f" the emulator's org query {queries[-1]:.2f} s")
+        console.print(f"run {run + 1}/{runs}: floor {floors[-1]:.2f} s, end-to-end {total:.2f} s, accept {accepted:.3f} s")
 
     # The same 10,000 users again into a populated org: every row an update, read per chunk.
     _, reimport, job = await admin.job(last_org, body)
@@ -175,11 +161,7 @@ async def measure(dev: DevStack, settings: CommonSettings, runs: int, throughput
         "machine": {"cores": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
         "floor_seconds": floor | {"items": items, "batch_write_calls": sum((len(c) + 24) // 25 for c in chunks)},
         "end_to_end_seconds": end_to_end,
-        "ratio": {"median": end_to_end["median"] / floor["median"],
-                  "per_run": [e / f for e, f in zip(e2e, floors)],
-                  # without the emulator's whole-table sort in the org-sizing Query (see org_query_run)
-                  "per_run_without_org_query": [(e - q) / f for e, q, f in zip(e2e, queries, floors)]},
-        "emulator_org_query_seconds": summary(queries),
+        "ratio": {"median": end_to_end["median"] / floor["median"], "per_run": [e / f for e, f in zip(e2e, floors)]},
         "reimport_all_updates_seconds": reimport,
         "accept_seconds": summary(accepts),
         "sync_99_users_seconds": {"p50": sync[len(sync) // 2], "p99": sync[min(len(sync) - 1, int(len(sync) * 0.99))],
@@ -197,10 +179,6 @@ def report(results: dict[str, Any]) -> None:
         table.add_row(name, f"{r['median']:.3f}", f"{r['min']:.3f}", f"{r['max']:.3f}")
     ratios = results["ratio"]["per_run"]
     table.add_row("ratio end-to-end / floor", f"{results['ratio']['median']:.2f}", f"{min(ratios):.2f}", f"{max(ratios):.2f}")
-    r = results["emulator_org_query_seconds"]
-    table.add_row("the emulator's org query (s)", f"{r['median']:.3f}", f"{r['min']:.3f}", f"{r['max']:.3f}")
-    without = results["ratio"]["per_run_without_org_query"]
-    table.add_row("ratio without that query", f"{statistics.median(without):.2f}", f"{min(without):.2f}", f"{max(without):.2f}")
     table.add_row("re-import 10k, all updates (s)", f"{results['reimport_all_updates_seconds']:.3f}", "", "")
     s = results["sync_99_users_seconds"]
     table.add_row("sync 99 users p50 / p99 (s)", f"{s['p50']:.3f}", f"{s['min']:.3f}", f"p99 {s['p99']:.3f}")

@@ -177,6 +177,8 @@ async def _write_in_order(
     waiting: list[PendingWrite] = []
     for w in users:
         (first if _created_here(w) or not w.rows & claim_rows else waiting).append(w)
+    # Records this round may add (new users, claims of free emails) are counted first: see small_org.
+    await store.count_new_records(org_id, sum(1 for w in claims if w.owner_before is None) + sum(1 for w in first if _created_here(w)))
     failed = _parse_keys(await store.write(org_id, claims + first))
     held_back = {w.write.key for w in waiting if w.rows & _rows_of(claims, failed)}
     failed |= held_back | _parse_keys(await store.write(org_id, [w for w in waiting if w.write.key not in held_back]))

@@ -157,7 +157,7 @@ def batch_writes(importer_adapters) -> Iterator[BatchWriteWatch]:
 
 
 async def org_items(user_store, org: str) -> list[dict[str, Any]]:
-    """Every record of an org in the user store (users, email claims, import bookkeeping)."""
+    """Every record of an org in the user store (users, email claims, census, import bookkeeping)."""
     items, start = [], None
     while True:
         kwargs = {"ExclusiveStartKey": start} if start else {}
@@ -169,6 +169,11 @@ async def org_items(user_store, org: str) -> list[dict[str, Any]]:
         start = page.get("LastEvaluatedKey")
         if not start:
             return sorted(items, key=lambda i: i["key"]["S"])
+
+
+async def org_records(user_store, org: str) -> list[dict[str, Any]]:
+    """The org's users and email claims, without its census and import bookkeeping."""
+    return [i for i in await org_items(user_store, org) if i["key"]["S"].startswith(("user#", "email#"))]
 
 
 async def org_users(user_store, org: str) -> dict[str, StoredUser]:

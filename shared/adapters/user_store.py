@@ -1,7 +1,9 @@
 """The user store: one DynamoDB table, partition key `orgId`, sort key `key`.
 
-Two kinds of record live there: `user#<userId>` (the user, as one JSON document in `doc`) and
-`email#<lower-cased email>` (the claim that makes an email unique within its org, naming `userId`). Reads use BatchGetItem (100 keys a call,
+Records there: `user#<userId>` (the user, as one JSON document in `doc`), `email#<lower-cased
+email>` (the claim that makes an email unique within its org, naming `userId`), `census` (an
+upper bound on how many user and claim records the org holds: see `small_org`) and
+`import#<jobId>` (welcome-email bookkeeping). Reads use BatchGetItem (100 keys a call,
 strongly consistent); writes use BatchWriteItem, at most 25 items and never two for one key per
 call, retrying what the store leaves unprocessed with exponential backoff and jitter.
 """
@@ -31,6 +33,10 @@ def user_key(org_id: str, user_id: str) -> dict[str, Any]:
 
 def email_key(org_id: str, email: str) -> dict[str, Any]:
     return {"orgId": {"S": org_id}, "key": {"S": f"email#{email}"}}
+
+
+def census_key(org_id: str) -> dict[str, Any]:
+    return {"orgId": {"S": org_id}, "key": {"S": "census"}}
 
 
 # A user is stored as its keys plus one JSON document: the store's cost per write and per read
@@ -128,18 +134,20 @@ class UserStore:
         return users, owners
 
     async def small_org(self, org_id: str, limit: int) -> tuple[dict[str, StoredUser | None], dict[str, str | None]] | None:
-        """Every user and email claim of the org when it holds at most `limit` records, else None.
-        An import into a new or small org then needs no per-chunk reads at all."""
+        """Every user and email claim of the org when its census says it holds at most `limit`
+        records, else None. An import into a new or small org then needs no per-chunk reads at all,
+        and a new org costs one GetItem, not a Query (on the emulator a Query scans the whole table)."""
+        census = await self._call("get_item", TableName=self.table, Key=census_key(org_id), ConsistentRead=True)
+        records = int(census["Item"]["records"]["N"]) if "Item" in census else 0
+        if records > limit:
+            return None
+        users: dict[str, StoredUser | None] = {}
+        owners: dict[str, str | None] = {}
         query = dict(
             TableName=self.table, KeyConditionExpression="orgId = :o", ExpressionAttributeValues={":o": {"S": org_id}},
             ConsistentRead=True,
         )
-        sizing = await self._call("query", **query, Limit=limit + 1, ProjectionExpression="#k", ExpressionAttributeNames={"#k": "key"})
-        if sizing.get("LastEvaluatedKey") or sizing["Count"] > limit:
-            return None
-        users: dict[str, StoredUser | None] = {}
-        owners: dict[str, str | None] = {}
-        page: dict[str, Any] = {"LastEvaluatedKey": None} if sizing["Count"] else {}
+        page: dict[str, Any] = {"LastEvaluatedKey": None} if records else {}
         while "LastEvaluatedKey" in page:  # a query answers at most 1 MB a page: read every page
             start = {"ExclusiveStartKey": page["LastEvaluatedKey"]} if page["LastEvaluatedKey"] else {}
             page = await self._call("query", **query, **start)
@@ -150,6 +158,16 @@ class UserStore:
                 elif kind == "email":
                     owners[name] = item["userId"]["S"]
         return users, owners
+
+    async def count_new_records(self, org_id: str, new_records: int) -> None:
+        """Raise the org's census before writing records that may be new. Counted before the write
+        lands, and never lowered, the census can only overstate the org: a crash or a failed write
+        makes a small org look larger (it is then read per chunk), never the other way round."""
+        if new_records:
+            await self._call(
+                "update_item", TableName=self.table, Key=census_key(org_id), UpdateExpression="ADD records :n",
+                ExpressionAttributeValues={":n": {"N": str(new_records)}},
+            )
 
     async def _get_batch(self, keys: list[dict[str, Any]]) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []

@@ -11,7 +11,7 @@ import jwt
 import pytest
 from pymongo import AsyncMongoClient
 
-from ..conftest import org_items, org_users  # noqa: F401  (re-exported for the contract tests)
+from ..conftest import org_items, org_records, org_users  # noqa: F401  (re-exported for the contract tests)
 from ..conftest import Api, new_org
 
 ISO_MS = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$"

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from ..conftest import Api
-from .conftest import counts, ok_data, org_items
+from .conftest import counts, ok_data, org_records
 
 GOOD = {"userId": "good", "email": "good@example.com"}
 # (row, expected code, expected field): each row is bad in one way, or in several and the
@@ -64,7 +64,7 @@ async def test_each_bad_row_fails_alone_with_the_contracts_code_in_order(api: Ap
         assert bad["error"]["message"]
         assert good["status"] == "created" and "error" not in good, good
     # Only the good rows were stored: n users and their n email claims.
-    items = await org_items(user_store, api.org)
+    items = await org_records(user_store, api.org)
     assert sorted(i["key"]["S"] for i in items) == sorted(
         [f"user#good{2 * k}" for k in range(n)] + [f"email#good{2 * k}@example.com" for k in range(n)]
     )

@@ -16,7 +16,7 @@ from shared.events import ImportRequested
 
 from ..conftest import Api, new_org
 from ..integration.test_redelivery import welcome_events
-from .conftest import ok_data, org_items, org_users
+from .conftest import ok_data, org_items, org_records, org_users
 
 
 def import_event(org: str, users: list, **options: bool) -> ImportRequested:
@@ -129,7 +129,7 @@ async def test_unprocessed_items_are_retried_until_written(importer_adapters, us
     with UnprocessedWrites(user_store._client, throttle) as store:
         final = await handle_import_requested(import_event(org, users), importer_adapters, chunk_rows=250)
     assert final.counts.model_dump() == {"processed": 60, "created": 60, "updated": 0, "skipped": 0, "failed": 0}
-    assert len(await org_items(user_store, org)) == 120  # 60 users, 60 email claims
+    assert len(await org_records(user_store, org)) == 120  # 60 users, 60 email claims
     assert all(len(keys) <= 25 for keys in store.calls)
     # Every item left over was sent again (twice) until written; none that had been written was.
     assert sorted(set(store.attempts.values())) == [1, 3] and store.outstanding == set()
@@ -288,3 +288,46 @@ async def test_a_release_that_never_lands_keeps_the_rows_change_and_frees_the_em
     taken = await handle_import_requested(import_event(org, [{"userId": "y", "email": "A@stale.io"}]), importer_adapters, chunk_rows=250)
     assert (taken.counts.created, taken.counts.failed) == (1, 0)
     assert (await user_store.load(org, [], ["a@stale.io"]))[1] == {"a@stale.io": "y"}
+
+
+async def census(user_store, org: str) -> int:
+    item = (await user_store._client.get_item(TableName=user_store.table, Key={"orgId": {"S": org}, "key": {"S": "census"}}, ConsistentRead=True)).get("Item")
+    return int(item["records"]["N"]) if item else 0
+
+
+async def test_the_census_never_understates_the_org(importer_adapters, user_store):
+    """The census decides whether an import may read the org whole (or, at 0, not at all): an org
+    holding more records than its census says would have users taken for new ones. Through new
+    users, email changes, a claim that never lands and a re-delivery, it stays an upper bound."""
+    org = new_org()
+    first = import_event(org, [{"userId": f"c{i}", "email": f"c{i}@census.io"} for i in range(120)] + [{"email": "only@census.io"}])
+    await handle_import_requested(first, importer_adapters, chunk_rows=50)
+    assert await census(user_store, org) == len(await org_records(user_store, org)) == 242
+    moves = [{"userId": f"c{i}", "email": f"c{i}.new@census.io"} for i in range(60)] + [{"userId": "lost", "email": "lost@census.io"}]
+    with UnprocessedWrites(user_store._client, lambda keys, attempt: {"email#lost@census.io"}):
+        await handle_import_requested(import_event(org, moves), importer_adapters, chunk_rows=50)
+    again = import_event(org, [{"userId": f"n{i}", "email": f"n{i}@census.io"} for i in range(40)])
+    await handle_import_requested(again, importer_adapters, chunk_rows=50)
+    records = len(await org_records(user_store, org))
+    assert records == 242 + 80  # the moves swap claims; "lost" was taken back; 40 new users and claims
+    assert await census(user_store, org) >= records
+
+
+async def test_an_import_into_a_new_org_makes_no_query_and_reads_nothing(importer_adapters, user_store):
+    """A new org is known empty from its census (one GetItem): no Query (which the emulator answers
+    by scanning the whole table) and no per-chunk reads."""
+    org = new_org()
+    calls: list[str] = []
+
+    def watch(model, **_: Any) -> None:
+        calls.append(model.name)
+
+    events = user_store._client.meta.events
+    events.register("before-call.dynamodb", watch)
+    try:
+        final = await handle_import_requested(import_event(org, [{"userId": f"q{i}", "email": f"q{i}@new.io"} for i in range(600)]), importer_adapters, chunk_rows=250)
+    finally:
+        events.unregister("before-call.dynamodb", watch)
+    assert final.counts.created == 600
+    assert "Query" not in calls and "BatchGetItem" not in calls, sorted(set(calls))
+    assert calls.count("BatchWriteItem") == 48 and calls.count("GetItem") == 1
