@@ -52,6 +52,20 @@ class ImportRun:
 
 
 @dataclass
+class _OrgCensus:
+    """This import's view of its org's census (see UserStore.small_org). Once the census is over
+    the small-org limit it stays there (it is never lowered), so raising it further would change
+    no decision: those writes are skipped."""
+
+    org_id: str
+    over_limit: bool = False
+
+    async def count(self, store: UserStore, new_records: int) -> None:
+        if new_records and not self.over_limit:
+            self.over_limit = await store.count_new_records(self.org_id, new_records) > SMALL_ORG_RECORDS
+
+
+@dataclass
 class _ChunkInFlight:
     """A chunk whose rows are applied and whose writes are on their way to the store."""
 
@@ -77,6 +91,7 @@ async def import_users(
     small_org = await store.small_org(run.org_id, SMALL_ORG_RECORDS) if len(users) > chunk_rows else None
     if small_org is not None:
         plan.learn_all(*small_org)
+    census = _OrgCensus(run.org_id, over_limit=len(users) > chunk_rows and small_org is None)
     result = ImportResult()
     welcome_done = await store.welcome_sent_through(run.org_id, run.job_ref) if run.options.sendWelcomeEmail else -1
     chunks = [range(start, min(start + chunk_rows, len(users))) for start in range(0, len(users), chunk_rows)]
@@ -130,7 +145,7 @@ async def import_users(
                 i: plan.apply(i, r, now) if isinstance(r, UserRow) else failed_row(i, users[i], r) for i, r in current
             }
             writes = plan.take_writes()
-            chunk = _ChunkInFlight(current, outcomes, writes, asyncio.ensure_future(_write_in_order(run.org_id, writes, store)))
+            chunk = _ChunkInFlight(current, outcomes, writes, asyncio.ensure_future(_write_in_order(census, writes, store)))
             following = validated(chunks[number + 1]) if number + 1 < len(chunks) else []
             reading = asyncio.ensure_future(load(plan.lookup_for(valid(following))))
             previous, in_flight = in_flight, chunk
@@ -162,13 +177,14 @@ def _created_here(pending: PendingWrite) -> bool:
 
 
 async def _write_in_order(
-    org_id: str, writes: list[PendingWrite], store: UserStore
+    census: _OrgCensus, writes: list[PendingWrite], store: UserStore
 ) -> tuple[set[tuple[str, str]], set[tuple[str, str]]]:
     """Write so that a user record and its email claim never disagree, in as few round trips as
     that allows. New users go with their claims in one round; an existing user taking a new email
     waits until the email is claimed; old emails are released last. A failed claim takes its new
     user back out, a failed user releases its new claim. Returns the keys of the writes that did
     not happen (or were taken back), whose rows fail, and those of releases that did not land."""
+    org_id = census.org_id
     claims = [w for w in writes if isinstance(w.write, PutEmailClaim)]
     users = [w for w in writes if isinstance(w.write, PutUser)]
     releases = [w for w in writes if isinstance(w.write, DeleteEmailClaim)]
@@ -178,7 +194,7 @@ async def _write_in_order(
     for w in users:
         (first if _created_here(w) or not w.rows & claim_rows else waiting).append(w)
     # Records this round may add (new users, claims of free emails) are counted first: see small_org.
-    await store.count_new_records(org_id, sum(1 for w in claims if w.owner_before is None) + sum(1 for w in first if _created_here(w)))
+    await census.count(store, sum(1 for w in claims if w.owner_before is None) + sum(1 for w in first if _created_here(w)))
     failed = _parse_keys(await store.write(org_id, claims + first))
     held_back = {w.write.key for w in waiting if w.rows & _rows_of(claims, failed)}
     failed |= held_back | _parse_keys(await store.write(org_id, [w for w in waiting if w.write.key not in held_back]))

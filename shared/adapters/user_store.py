@@ -1,8 +1,8 @@
 """The user store: one DynamoDB table, partition key `orgId`, sort key `key`.
 
 Records there: `user#<userId>` (the user, as one JSON document in `doc`), `email#<lower-cased
-email>` (the claim that makes an email unique within its org, naming `userId`), `census` (an
-upper bound on how many user and claim records the org holds: see `small_org`) and
+email>` (the claim that makes an email unique within its org, naming `userId`), `census` (how
+many user and claim records the org may hold: see `small_org`) and
 `import#<jobId>` (welcome-email bookkeeping). Reads use BatchGetItem (100 keys a call,
 strongly consistent); writes use BatchWriteItem, at most 25 items and never two for one key per
 call, retrying what the store leaves unprocessed with exponential backoff and jitter.
@@ -134,9 +134,13 @@ class UserStore:
         return users, owners
 
     async def small_org(self, org_id: str, limit: int) -> tuple[dict[str, StoredUser | None], dict[str, str | None]] | None:
-        """Every user and email claim of the org when its census says it holds at most `limit`
-        records, else None. An import into a new or small org then needs no per-chunk reads at all,
-        and a new org costs one GetItem, not a Query (on the emulator a Query scans the whole table)."""
+        """Every user and email claim of the org when its census is at most `limit`, else None. An
+        import into a new or small org then needs no per-chunk reads at all, and a new org costs
+        one GetItem, not a Query (which the emulator answers by scanning the whole table).
+
+        The census is raised before records are written (`count_new_records`) and never lowered,
+        so 0 means the org holds nothing, and a census within the limit is at least what the org
+        holds. Past the limit it is no longer kept exact: a large org is read per chunk anyway."""
         census = await self._call("get_item", TableName=self.table, Key=census_key(org_id), ConsistentRead=True)
         records = int(census["Item"]["records"]["N"]) if "Item" in census else 0
         if records > limit:
@@ -159,15 +163,15 @@ class UserStore:
                     owners[name] = item["userId"]["S"]
         return users, owners
 
-    async def count_new_records(self, org_id: str, new_records: int) -> None:
-        """Raise the org's census before writing records that may be new. Counted before the write
-        lands, and never lowered, the census can only overstate the org: a crash or a failed write
-        makes a small org look larger (it is then read per chunk), never the other way round."""
-        if new_records:
-            await self._call(
-                "update_item", TableName=self.table, Key=census_key(org_id), UpdateExpression="ADD records :n",
-                ExpressionAttributeValues={":n": {"N": str(new_records)}},
-            )
+    async def count_new_records(self, org_id: str, new_records: int) -> int:
+        """Raise the org's census before writing records that may be new; returns the new census.
+        Counted before the write lands: a crash or a failed write can only make the org look
+        larger (read per chunk), never smaller."""
+        response = await self._call(
+            "update_item", TableName=self.table, Key=census_key(org_id), UpdateExpression="ADD records :n",
+            ExpressionAttributeValues={":n": {"N": str(new_records)}}, ReturnValues="UPDATED_NEW",
+        )
+        return int(response["Attributes"]["records"]["N"])
 
     async def _get_batch(self, keys: list[dict[str, Any]]) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []

@@ -60,12 +60,11 @@ def _text_ok(value: str) -> bool:
 
 
 def _storable_problem(value: Any, depth: int = 0) -> str | None:
-    """Why a stored user could not hold this JSON value, or None."""
+    """Why a stored user could not hold this JSON value, or None. Its text is checked whole, by
+    `validate_user` when it encodes the field, which is cheaper than a check of every string."""
     if depth > MAX_DEPTH:
         return f"nested deeper than {MAX_DEPTH} levels"
-    if isinstance(value, str):
-        return None if _text_ok(value) else "holds text that is not valid Unicode"
-    if isinstance(value, bool) or value is None:
+    if isinstance(value, str) or isinstance(value, bool) or value is None:
         return None
     if isinstance(value, int):
         if abs(value) > MAX_NUMBER or len(str(abs(value)).rstrip("0")) > MAX_NUMBER_DIGITS:
@@ -79,8 +78,8 @@ def _storable_problem(value: Any, depth: int = 0) -> str | None:
         return next((p for p in (_storable_problem(v, depth + 1) for v in value) if p), None)
     if isinstance(value, dict):
         for key, item in value.items():
-            if not key or not _text_ok(key):
-                return "has an empty or invalid key"
+            if not key:
+                return "has an empty key"
             problem = _storable_problem(item, depth + 1)
             if problem:
                 return problem
@@ -107,10 +106,15 @@ def validate_user(raw: Any) -> UserRow | RowError:
     for name, code in (("customFields", "INVALID_CUSTOM_FIELDS"), ("metadata", "INVALID_METADATA")):
         if name in raw and not isinstance(raw[name], dict):
             return RowError(code, f"{name} must be an object", name)
-        problem = _storable_problem(raw.get(name) or {})
+        value = raw.get(name) or {}
+        problem = _storable_problem(value)
         if problem is None:
-            size += len(json.dumps(raw.get(name) or {}, ensure_ascii=False).encode())
-            problem = f"is larger than {MAX_FIELDS_BYTES} bytes (with the other field)" if size > MAX_FIELDS_BYTES else None
+            try:
+                size += len(json.dumps(value, ensure_ascii=False).encode("utf-8"))
+            except UnicodeEncodeError:  # lone surrogates, in a key or a value
+                problem = "holds text that is not valid Unicode"
+            else:
+                problem = f"is larger than {MAX_FIELDS_BYTES} bytes (with the other field)" if size > MAX_FIELDS_BYTES else None
         if problem:
             return RowError(code, f"{name} {problem}", name)
     unknown = sorted(set(raw) - KNOWN_FIELDS)

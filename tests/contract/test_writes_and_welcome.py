@@ -296,9 +296,9 @@ async def census(user_store, org: str) -> int:
 
 
 async def test_the_census_never_understates_the_org(importer_adapters, user_store):
-    """The census decides whether an import may read the org whole (or, at 0, not at all): an org
-    holding more records than its census says would have users taken for new ones. Through new
-    users, email changes, a claim that never lands and a re-delivery, it stays an upper bound."""
+    """The census decides whether an import reads the org whole (at 0: not at all, the org is taken
+    for empty) or per chunk. Through new users, email changes and a claim that never lands, a
+    census within the small-org limit is never below what the org holds."""
     org = new_org()
     first = import_event(org, [{"userId": f"c{i}", "email": f"c{i}@census.io"} for i in range(120)] + [{"email": "only@census.io"}])
     await handle_import_requested(first, importer_adapters, chunk_rows=50)
@@ -315,19 +315,24 @@ async def test_the_census_never_understates_the_org(importer_adapters, user_stor
 
 async def test_an_import_into_a_new_org_makes_no_query_and_reads_nothing(importer_adapters, user_store):
     """A new org is known empty from its census (one GetItem): no Query (which the emulator answers
-    by scanning the whole table) and no per-chunk reads."""
+    by scanning the whole table) and no per-chunk reads. The census is raised before each chunk's
+    writes until it is past the small-org limit, and then left alone: it can only grow."""
     org = new_org()
     calls: list[str] = []
 
     def watch(model, **_: Any) -> None:
         calls.append(model.name)
 
+    users = [{"userId": f"q{i}", "email": f"q{i}@new.io"} for i in range(1300)]  # 6 chunks of 500, 500, ... 100 records
     events = user_store._client.meta.events
     events.register("before-call.dynamodb", watch)
     try:
-        final = await handle_import_requested(import_event(org, [{"userId": f"q{i}", "email": f"q{i}@new.io"} for i in range(600)]), importer_adapters, chunk_rows=250)
+        final = await handle_import_requested(import_event(org, users), importer_adapters, chunk_rows=250)
     finally:
         events.unregister("before-call.dynamodb", watch)
-    assert final.counts.created == 600
+    assert final.counts.created == 1300
     assert "Query" not in calls and "BatchGetItem" not in calls, sorted(set(calls))
-    assert calls.count("BatchWriteItem") == 48 and calls.count("GetItem") == 1
+    assert calls.count("BatchWriteItem") == 5 * 20 + 4 and calls.count("GetItem") == 1
+    assert calls.count("UpdateItem") == 5 and await census(user_store, org) == 2500  # past 2,000 after the 5th chunk
+    again = await handle_import_requested(import_event(org, users[:300]), importer_adapters, chunk_rows=250)
+    assert (again.counts.created, again.counts.updated) == (0, 300)

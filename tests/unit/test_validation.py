@@ -25,6 +25,8 @@ for _ in range(40):
         ({"email": "a" * 250 + "@x.com"}, "INVALID_EMAIL"),
         ({"userId": "bad\ud800"}, "INVALID_USER_ID"),
         ({"userId": "u1", "customFields": {"": 1}}, "INVALID_CUSTOM_FIELDS"),
+        ({"userId": "u1", "customFields": {"k": ["ok", {"deep": "bad\udc00"}]}}, "INVALID_CUSTOM_FIELDS"),
+        ({"userId": "u1", "metadata": {"bad\ud800": 1}}, "INVALID_METADATA"),
         ({"userId": "u1", "customFields": {"n": float("inf")}}, "INVALID_CUSTOM_FIELDS"),
         ({"userId": "u1", "customFields": {"n": 10**40 + 1}}, "INVALID_CUSTOM_FIELDS"),
         ({"userId": "u1", "metadata": {"n": 1e-131}}, "INVALID_METADATA"),
