@@ -28,6 +28,14 @@ class EventPublisher(Protocol):
     async def publish(self, event: Event) -> None: ...
 
 
+class ChunkLog(Protocol):
+    """Where an import keeps the outcomes of its finished chunks (see JobChunkLog)."""
+
+    async def recorded(self) -> dict[range, list[RowOutcome]]: ...
+
+    async def record(self, rows: range, outcomes: list[RowOutcome]) -> None: ...
+
+
 @dataclass
 class ImportResult:
     outcomes: list[RowOutcome] = field(default_factory=list)
@@ -69,6 +77,7 @@ class _OrgCensus:
 class _ChunkInFlight:
     """A chunk whose rows are applied and whose writes are on their way to the store."""
 
+    span: range
     rows: list[tuple[int, UserRow | RowError]]
     outcomes: dict[int, RowOutcome]
     writes: list[PendingWrite]
@@ -85,8 +94,14 @@ async def import_users(
     publisher: EventPublisher,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     on_progress: Callable[[Counts], Awaitable[None]] | None = None,
+    chunk_log: ChunkLog | None = None,
 ) -> ImportResult:
     plan = ImportPlan(run.job_ref, run.options)
+    chunks = [range(start, min(start + chunk_rows, len(users))) for start in range(0, len(users), chunk_rows)]
+    # A re-delivery replays the chunks an earlier delivery finished (they are finished in order, so
+    # they are the first ones) and applies only the rest.
+    recorded = await chunk_log.recorded() if chunk_log is not None else {}
+    replayed = next((n for n, rows in enumerate(chunks) if rows not in recorded), len(chunks))
     # Reading a small org whole replaces many per-chunk reads; for one chunk it would not pay.
     small_org = await store.small_org(run.org_id, SMALL_ORG_RECORDS) if len(users) > chunk_rows else None
     if small_org is not None:
@@ -94,7 +109,6 @@ async def import_users(
     census = _OrgCensus(run.org_id, over_limit=len(users) > chunk_rows and small_org is None)
     result = ImportResult()
     welcome_done = await store.welcome_sent_through(run.org_id, run.job_ref) if run.options.sendWelcomeEmail else -1
-    chunks = [range(start, min(start + chunk_rows, len(users))) for start in range(0, len(users), chunk_rows)]
 
     def validated(rows: range) -> list[tuple[int, UserRow | RowError]]:
         return [(i, validate_user(users[i])) for i in rows]
@@ -107,7 +121,6 @@ async def import_users(
         return [(i, r) for i, r in rows if isinstance(r, UserRow)]
 
     async def finish(chunk: _ChunkInFlight) -> None:
-        nonlocal welcome_done
         failed_keys, unreleased = await chunk.writing
         if failed_keys or unreleased:
             # What the plan believed of these keys is wrong now: read the store's truth again
@@ -120,11 +133,21 @@ async def import_users(
                 o = chunk.outcomes[i]
                 chunk.outcomes[i] = RowOutcome(i, "failed", o.user_id, o.email, WRITE_FAILED)
         chunk_outcomes = [chunk.outcomes[i] for i, _ in chunk.rows]
+        if chunk_log is not None:
+            await chunk_log.record(chunk.span, chunk_outcomes)
+        await report(chunk_outcomes)
+
+    async def report(chunk_outcomes: list[RowOutcome]) -> None:
+        nonlocal welcome_done
         if run.options.sendWelcomeEmail:
             welcome_done = await _request_welcome_emails(run, chunk_outcomes, welcome_done, store, publisher)
         result.add(chunk_outcomes)
         if on_progress is not None:
             await on_progress(result.counts)
+
+    for rows in chunks[:replayed]:
+        await report(recorded[rows])
+    chunks = chunks[replayed:]
 
     # Two chunks at a time: one chunk's rows are read and applied while the previous one's writes
     # are in flight, so the store is never idle waiting on our CPU. A chunk whose rows depend on a
@@ -145,7 +168,7 @@ async def import_users(
                 i: plan.apply(i, r, now) if isinstance(r, UserRow) else failed_row(i, users[i], r) for i, r in current
             }
             writes = plan.take_writes()
-            chunk = _ChunkInFlight(current, outcomes, writes, asyncio.ensure_future(_write_in_order(census, writes, store)))
+            chunk = _ChunkInFlight(chunks[number], current, outcomes, writes, asyncio.ensure_future(_write_in_order(census, writes, store)))
             following = validated(chunks[number + 1]) if number + 1 < len(chunks) else []
             reading = asyncio.ensure_future(load(plan.lookup_for(valid(following))))
             previous, in_flight = in_flight, chunk

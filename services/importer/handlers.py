@@ -1,7 +1,8 @@
 """import.requested → the users written, progress events, a results file, import.completed.
 
 Safe to run twice on the same message: a job whose results file exists is only announced again;
-an interrupted job is re-run and recognises the rows it had already written (see ImportPlan).
+an interrupted job replays the outcomes of the chunks it had finished (JobChunkLog) and re-runs the
+rest, recognising the rows of the chunks in flight that it had already written (see ImportPlan).
 """
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import json
 from pydantic import ValidationError
 
 from shared.adapters.aws import ServerUnavailable
-from shared.adapters.object_store import request_prefix, results_key
+from shared.adapters.object_store import JobChunkLog, request_prefix, results_key
 from shared.events import (
     Counts, ErrorInfo, ImportCompleted, ImportFailed, ImportProgress, ImportRequested, ImportStarted, ObjectLocation, utc_now,
 )
@@ -44,7 +45,8 @@ async def handle_import_requested(event: ImportRequested, adapters: ImporterAdap
             await adapters.events.publish(ImportProgress(**job, startedAt=started_at, counts=counts))
 
         run = ImportRun(event.orgId, event.jobId, event.options)
-        result = await import_users(run, users, adapters.users, adapters.events, chunk_rows, progress)
+        chunk_log = JobChunkLog(adapters.objects, event.orgId, event.jobId)
+        result = await import_users(run, users, adapters.users, adapters.events, chunk_rows, progress, chunk_log)
         counts = result.counts
         completed_at = utc_now()
         lines = "".join(json.dumps(o.as_result_row(), ensure_ascii=False) + "\n" for o in result.outcomes)
@@ -54,6 +56,10 @@ async def handle_import_requested(event: ImportRequested, adapters: ImporterAdap
         )
         final = ImportCompleted(**job, startedAt=started_at, completedAt=completed_at, counts=counts, resultsLocation=location)
         log.info("job completed", **counts.model_dump())
+        try:
+            await chunk_log.clear()  # the results file says it all now
+        except Exception as exc:  # harmless: the bucket's lifecycle rule removes them within 30 days
+            log.warning("chunk outcomes not removed", error=str(exc))
     except Exception as exc:  # a job must end, never hang in `processing`: say why it failed
         code = {_UnusableRequest: "INVALID_IMPORT_REQUEST", ServerUnavailable: "SERVER_UNAVAILABLE"}.get(type(exc), "INTERNAL_ERROR")
         log.exception("job failed", code=code)

@@ -39,6 +39,15 @@ class RowOutcome:
             row["error"] = self.error.as_dict()
         return row
 
+    def as_record(self) -> dict[str, Any]:
+        """The result row, and whether a welcome email is owed: what a re-delivery must replay."""
+        return {**self.as_result_row(), "welcome": self.welcome}
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> "RowOutcome":
+        error = RowError(**record["error"]) if "error" in record else None
+        return cls(record["index"], record["status"], record["userId"], record["email"], error, record["welcome"])
+
 
 def _echo(value: Any) -> Any:
     # A failed row reports what it sent; text that is not valid Unicode is shown with replacements.

@@ -136,3 +136,54 @@ async def test_the_job_view_ignores_repeated_and_late_events(importer_adapters, 
         assert await views.apply(progress) is None and await views.apply(done) is None
     finally:
         await client.close()
+
+
+class Crash(BaseException):
+    """A crash of the importer process: not an error the handler reports, nothing after it runs."""
+
+
+async def test_a_redelivery_replays_finished_chunks_whatever_later_rows_changed(importer_adapters, user_store, monkeypatch):
+    """Row 0 fails IDENTITY_CONFLICT (a holds the email), and row 30 moves a off that email. The
+    importer crashes after three chunks of 25. Applied again, row 0 would now succeed; the
+    re-delivery must report what the first delivery decided, and end as a clean run does."""
+    import services.importer.handlers as handlers
+    from shared.adapters.object_store import JobChunkLog, chunk_log_prefix
+
+    def rows(org_prefix: str) -> list[dict]:
+        users = [{"userId": "b", "email": f"shared@{org_prefix}.io"}]
+        users += [{"userId": f"f{i}", "email": f"f{i}@{org_prefix}.io"} for i in range(1, 30)]
+        users += [{"userId": "a", "email": f"a.new@{org_prefix}.io"}]
+        return users + [{"userId": f"g{i}", "email": f"g{i}@{org_prefix}.io"} for i in range(31, 120)]
+
+    async def seeded() -> tuple[str, ImportRequested]:
+        org = new_org()
+        await handle_import_requested(request(org, [{"userId": "a", "email": "shared@rd.io"}]), importer_adapters, chunk_rows=25)
+        return org, request(org, rows("rd"))
+
+    class CrashingLog(JobChunkLog):
+        async def record(self, span, outcomes):
+            await super().record(span, outcomes)
+            if span.start == 50:
+                raise Crash
+
+    org, event = await seeded()
+    monkeypatch.setattr(handlers, "JobChunkLog", CrashingLog)
+    try:
+        await handle_import_requested(event, importer_adapters, chunk_rows=25)
+    except Crash:
+        pass
+    else:
+        raise AssertionError("the importer did not crash")
+    monkeypatch.setattr(handlers, "JobChunkLog", JobChunkLog)
+    assert len(await importer_adapters.objects.keys(chunk_log_prefix(org, event.jobId))) == 3
+    resumed = await handle_import_requested(event, importer_adapters, chunk_rows=25)
+
+    clean_org, clean_event = await seeded()
+    clean = await handle_import_requested(clean_event, importer_adapters, chunk_rows=25)
+    results = [json.loads(line) for line in (await importer_adapters.objects.get_bytes(resumed.resultsLocation)).decode().splitlines()]
+    assert (results[0]["status"], results[0]["error"]["code"]) == ("failed", "IDENTITY_CONFLICT")
+    assert results[30]["status"] == "updated"
+    assert resumed.counts == clean.counts and (resumed.counts.created, resumed.counts.updated, resumed.counts.failed) == (118, 1, 1)
+    assert "b" not in await org_users(user_store, org)
+    # Once the results file is written, the chunk outcomes are gone.
+    assert await importer_adapters.objects.keys(chunk_log_prefix(org, event.jobId)) == []
