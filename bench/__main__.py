@@ -67,7 +67,7 @@ def planned_writes(users: list[Any], chunk_rows: int) -> list[list]:
         now = utc_now()
         for i, row in rows:
             plan.apply(i, row, now)
-        chunks.append(plan.take_writes())
+        chunks.append([w.write for w in plan.take_writes()])
     return chunks
 
 

@@ -13,7 +13,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Protocol, Sequence
 
-from .domain.model import DeleteEmailClaim, DeleteUser, ImportOptions, PendingWrite, PutEmailClaim, PutUser
+from .domain.model import DeleteEmailClaim, ImportOptions, PendingWrite, PutEmailClaim, PutUser
 from .domain.user_import import ImportPlan, Lookup, RowOutcome, failed_row
 from .domain.validation import RowError, UserRow, validate_user
 from .events import Counts, Event, WelcomeEmailRequested, utc_now
@@ -190,13 +190,21 @@ def _rows_of(writes: list[PendingWrite], keys: set[tuple[str, str]]) -> set[int]
     return {i for w in writes if w.write.key in keys for i in w.rows}
 
 
+def _failing(writes: list[PendingWrite], refused: set[tuple[str, str]]) -> set[tuple[str, str]]:
+    """The keys to put back when these writes were refused: a row fails when any write it needs
+    does not land, and then every other write that carries it must not stand either, which can
+    fail more rows (a new user taking the email another user gives up fails with that user)."""
+    failing = set(refused)
+    while True:
+        rows = _rows_of(writes, failing)
+        grown = failing | {w.write.key for w in writes if w.rows & rows}
+        if grown == failing:
+            return failing
+        failing = grown
+
+
 def _parse_keys(keys: set[str]) -> set[tuple[str, str]]:
     return {tuple(k.split("#", 1)) for k in keys}  # type: ignore[misc]
-
-
-def _created_here(pending: PendingWrite) -> bool:
-    user = pending.write.user
-    return user.created_by.job_ref == user.last_write.job_ref and user.created_by.row in pending.rows
 
 
 async def _write_in_order(
@@ -204,10 +212,14 @@ async def _write_in_order(
 ) -> tuple[set[tuple[str, str]], set[tuple[str, str]]]:
     """Write so that a user record and its email claim never disagree, in as few round trips as
     that allows. New users go with their claims in one round; an existing user taking a new email
-    waits until the email is claimed; old emails are released last. A failed claim takes its new
-    user back out, a failed user releases its new claim. Returns the keys of the writes that did
-    not happen (or were taken back), whose rows fail, and those of releases that did not land."""
+    waits until the email is claimed; old emails are released last. Rows whose writes did not all
+    land fail (see _failing), and what had landed of their writes is put back as it was before
+    the chunk. Returns the keys whose rows fail, and those of releases that did not land."""
     org_id = census.org_id
+
+    async def send(batch: list[PendingWrite]) -> set[tuple[str, str]]:
+        return _parse_keys(await store.write(org_id, [w.write for w in batch]))
+
     claims = [w for w in writes if isinstance(w.write, PutEmailClaim)]
     users = [w for w in writes if isinstance(w.write, PutUser)]
     releases = [w for w in writes if isinstance(w.write, DeleteEmailClaim)]
@@ -215,27 +227,20 @@ async def _write_in_order(
     first: list[PendingWrite] = []
     waiting: list[PendingWrite] = []
     for w in users:
-        (first if _created_here(w) or not w.rows & claim_rows else waiting).append(w)
+        (first if w.adds_record or not w.rows & claim_rows else waiting).append(w)
     # Records this round may add (new users, claims of free emails) are counted first: see small_org.
-    await census.count(store, sum(1 for w in claims if w.owner_before is None) + sum(1 for w in first if _created_here(w)))
-    failed = _parse_keys(await store.write(org_id, claims + first))
-    held_back = {w.write.key for w in waiting if w.rows & _rows_of(claims, failed)}
-    failed |= held_back | _parse_keys(await store.write(org_id, [w for w in waiting if w.write.key not in held_back]))
-    failed_rows = _rows_of(writes, failed)
-    # Undo a claim by giving it back to whoever held it before this chunk (often: nobody).
-    undo = [
-        PendingWrite(PutEmailClaim(w.write.email_key, w.owner_before) if w.owner_before else DeleteEmailClaim(w.write.email_key), w.rows)
-        for w in claims if w.write.key not in failed and w.rows & failed_rows
-    ]
-    undo += [PendingWrite(DeleteUser(w.write.user.user_id), w.rows) for w in first if w.write.key not in failed and w.rows & failed_rows]
-    failed |= {w.write.key for w in releases if w.rows & failed_rows}  # the old email stays with its user
-    done_releases = [w for w in releases if not w.rows & failed_rows]
-    refused = _parse_keys(await store.write(org_id, undo + done_releases))
+    await census.count(store, sum(1 for w in claims + first if w.adds_record))
+    refused = await send(claims + first)
+    late = [w for w in waiting if w.write.key not in _failing(writes, refused)]
+    refused |= await send(late)
+    failing = _failing(writes, refused)
+    put_back = [w for w in claims + first + late if w.write.key in failing - refused]
+    released = [w for w in releases if w.write.key not in failing]
+    left = await send([PendingWrite(w.undo, w.undo, w.rows) for w in put_back] + released)
     # A release that did not land leaves a stale claim, which reads treat as free (ImportPlan._owner):
-    # the user's change is stored, so its rows stand; only the plan must re-read that key.
-    unreleased = refused & {w.write.key for w in done_releases}
-    failed |= (refused - unreleased) | {w.write.key for w in undo}
-    return failed, unreleased
+    # the user's change is stored, so its rows stand; only the plan must re-read that key. A put-back
+    # that did not land leaves the failed rows' change stored: the plan re-reads those keys too.
+    return failing, left - failing
 
 
 async def _request_welcome_emails(

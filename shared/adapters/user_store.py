@@ -17,7 +17,7 @@ from typing import Any, Iterable
 import structlog
 from botocore.exceptions import ClientError
 
-from ..domain.model import DeleteEmailClaim, DeleteUser, PendingWrite, PutEmailClaim, PutUser, StoredUser, Write, WriteMark
+from ..domain.model import DeleteEmailClaim, DeleteUser, PutEmailClaim, PutUser, StoredUser, Write, WriteMark
 from .aws import UNREACHABLE, ServerUnavailable
 
 BATCH_WRITE_LIMIT = 25
@@ -186,11 +186,11 @@ class UserStore:
         raise RuntimeError(f"DynamoDB left {len(request[self.table]['Keys'])} keys unread after retries")
 
     # -- writes ------------------------------------------------------------------------------------
-    async def write(self, org_id: str, writes: list[PendingWrite]) -> set[str]:
+    async def write(self, org_id: str, writes: list[Write]) -> set[str]:
         """Apply the writes (at most one per key); return the keys whose write finally failed."""
         if not writes:
             return set()
-        requests = [write_request(org_id, w.write) for w in writes]
+        requests = [write_request(org_id, w) for w in writes]
         failed = await asyncio.gather(*(self._write_batch(batch) for batch in _chunks(requests, BATCH_WRITE_LIMIT)))
         return set().union(*failed)
 

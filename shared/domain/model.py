@@ -75,7 +75,7 @@ class DeleteEmailClaim:
 
 @dataclass(frozen=True)
 class DeleteUser:
-    """Only to take back a user created moments ago whose email claim did not land."""
+    """Only to take back a user created in a chunk whose rows failed."""
 
     user_id: str
 
@@ -89,12 +89,17 @@ Write = PutUser | PutEmailClaim | DeleteEmailClaim | DeleteUser
 
 @dataclass
 class PendingWrite:
-    """The last write planned for one key, and every row whose outcome depends on it."""
+    """The last write planned for one key, every row whose outcome depends on it, and the write
+    that puts the key back as it was before this chunk (if one of those rows fails)."""
 
     write: Write
+    undo: Write
     rows: set[int] = field(default_factory=set)
-    # For an email key: who held the claim before this chunk, so that undoing restores exactly that.
-    owner_before: str | None = None
+
+    @property
+    def adds_record(self) -> bool:
+        """The key held nothing before this chunk and will hold a record after it."""
+        return isinstance(self.undo, (DeleteUser, DeleteEmailClaim)) and isinstance(self.write, (PutUser, PutEmailClaim))
 
 
 def generated_user_id(job_ref: str, row: int) -> str:

@@ -11,6 +11,7 @@ from typing import Any
 
 from .model import (
     DeleteEmailClaim,
+    DeleteUser,
     ImportOptions,
     PendingWrite,
     PutEmailClaim,
@@ -147,6 +148,8 @@ class ImportPlan:
         existing = self.users.get(user_id)
         if self._applied(existing, index):
             # A re-delivery of this import: the row was applied before; report it, do not write again.
+            if existing.last_write == mark and existing.email is not None:
+                self._claim_if_lost(index, existing)
             status: RowStatus = "created" if existing.created_by == mark else "updated"
             return RowOutcome(index, status, user_id, existing.email, welcome=status == "created" and existing.email is not None)
         if existing is None:
@@ -176,9 +179,17 @@ class ImportPlan:
         """This import already wrote this user at this row or later (an earlier delivery of it)."""
         return user is not None and user.last_write.job_ref == self.job_ref and user.last_write.row >= index
 
+    def _claim_if_lost(self, index: int, user: StoredUser) -> None:
+        """A crash can land a new user without its email claim (they are written side by side):
+        the re-delivery that recognises the row claims the email for it, if nobody else holds it."""
+        key = user.email.lower()
+        if key in self.email_owners and self.email_owners[key] != user.user_id and self._owner(key) is None:
+            self._plan(index, PutEmailClaim(key, user.user_id))
+            self.email_owners[key] = user.user_id
+
     def _write_user(self, index: int, before: StoredUser | None, after: StoredUser) -> None:
-        self.users[after.user_id] = after
         self._plan(index, PutUser(after))
+        self.users[after.user_id] = after
         old_key = before.email.lower() if before is not None and before.email is not None else None
         new_key = after.email.lower() if after.email is not None else None
         if new_key != old_key:
@@ -190,12 +201,21 @@ class ImportPlan:
                 self.email_owners[new_key] = after.user_id
 
     def _plan(self, index: int, write: Write) -> None:
+        """Called before the plan's own view of the key changes: the first write of a key in a
+        chunk records how to put it back as it was."""
         if write.key not in self._pending:
-            before = self.email_owners.get(write.key[1]) if write.key[0] == "email" else None
-            self._pending[write.key] = PendingWrite(write, owner_before=before)
+            self._pending[write.key] = PendingWrite(write, self._as_it_is(write.key))
         pending = self._pending[write.key]
         pending.write = write  # the last write for a key carries every earlier row's effect
         pending.rows.add(index)
+
+    def _as_it_is(self, key: tuple[str, str]) -> Write:
+        kind, name = key
+        if kind == "user":
+            user = self.users.get(name)
+            return PutUser(user) if user is not None else DeleteUser(name)
+        owner = self.email_owners.get(name)
+        return PutEmailClaim(name, owner) if owner is not None else DeleteEmailClaim(name)
 
     def take_writes(self) -> list[PendingWrite]:
         """The writes planned since the last call: at most one per key."""

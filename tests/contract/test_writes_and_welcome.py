@@ -261,6 +261,42 @@ async def test_undoing_a_claim_gives_it_back_to_its_previous_holder(importer_ada
     assert (await user_store.load(org, [], ["a@undo.io", "b@undo.io"]))[1] == {"a@undo.io": "x", "b@undo.io": None}
 
 
+async def test_a_new_user_taking_an_email_another_gives_up_fails_with_it(importer_adapters, user_store):
+    """a gives up e for f and the new user b takes e, in one chunk; a's claim on f never lands. a
+    keeps e, so b cannot have it: both rows fail, and the store is as before the chunk (one user
+    per email, every claim naming its user)."""
+    org = new_org()
+    await handle_import_requested(import_event(org, [{"userId": "a", "email": "e@trade.io"}]), importer_adapters, chunk_rows=250)
+    users = [{"userId": "a", "email": "f@trade.io"}, {"userId": "b", "email": "e@trade.io"}, {"userId": "c", "email": "c@trade.io"}]
+    with UnprocessedWrites(user_store._client, lambda keys, attempt: {"email#f@trade.io"}):
+        final = await handle_import_requested(import_event(org, users), importer_adapters, chunk_rows=250)
+    results = [json.loads(line) for line in (await importer_adapters.objects.get_bytes(final.resultsLocation)).decode().splitlines()]
+    assert [(r["status"], r.get("error", {}).get("code")) for r in results] == [
+        ("failed", "WRITE_FAILED"), ("failed", "WRITE_FAILED"), ("created", None)
+    ]
+    assert (await user_store.get_user(org, "a")).email == "e@trade.io" and await user_store.get_user(org, "b") is None
+    claims = (await user_store.load(org, [], ["e@trade.io", "f@trade.io", "c@trade.io"]))[1]
+    assert claims == {"e@trade.io": "a", "f@trade.io": None, "c@trade.io": "c"}
+
+
+async def test_an_existing_users_change_that_landed_is_put_back_when_a_row_it_depends_on_fails(importer_adapters, user_store):
+    """a gives up e for f, and the existing user b gives up g to take e; b's write never lands,
+    after a's has. a's row fails with b's (b cannot take e, so a must not have given it up): a is
+    put back as it was, with its claim on e, and f and g are as before."""
+    org = new_org()
+    seed = [{"userId": "a", "email": "e@back.io", "customFields": {"v": 1}}, {"userId": "b", "email": "g@back.io"}]
+    await handle_import_requested(import_event(org, seed), importer_adapters, chunk_rows=250)
+    users = [{"userId": "a", "email": "f@back.io", "customFields": {"v": 2}}, {"userId": "b", "email": "e@back.io"}]
+    with UnprocessedWrites(user_store._client, lambda keys, attempt: {"user#b"}) as store:
+        final = await handle_import_requested(import_event(org, users), importer_adapters, chunk_rows=250)
+    assert final.counts.failed == 2
+    assert "user#a" in store.resent_needlessly  # a's change landed, then was put back
+    a, b = await user_store.get_user(org, "a"), await user_store.get_user(org, "b")
+    assert (a.email, a.custom_fields, b.email) == ("e@back.io", {"v": 1}, "g@back.io")
+    claims = (await user_store.load(org, [], ["e@back.io", "f@back.io", "g@back.io"]))[1]
+    assert claims == {"e@back.io": "a", "f@back.io": None, "g@back.io": "b"}
+
+
 async def test_a_small_org_larger_than_one_query_page_is_read_whole(importer_adapters, user_store):
     """An org of few but large records (over DynamoDB's 1 MB query page): whichever way the org is
     read (whole, following every page, or per chunk when the sizing query is cut at 1 MB), existing

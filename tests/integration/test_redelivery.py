@@ -187,3 +187,36 @@ async def test_a_redelivery_replays_finished_chunks_whatever_later_rows_changed(
     assert "b" not in await org_users(user_store, org)
     # Once the results file is written, the chunk outcomes are gone.
     assert await importer_adapters.objects.keys(chunk_log_prefix(org, event.jobId)) == []
+
+
+async def test_a_redelivery_claims_the_emails_of_new_users_a_crash_left_unclaimed(importer_adapters, user_store, monkeypatch):
+    """New users and their email claims go to the store side by side: a crash can land the users
+    and not the claims. The re-delivery recognises those rows (reported as first decided) and
+    writes the missing claims, so the email stays unique: a later import cannot give it to another."""
+    from shared.domain.model import PutEmailClaim
+
+    org = new_org()
+    users = [{"userId": f"c{i}", "email": f"c{i}@crash.io"} for i in range(30)]
+    event = request(org, users)
+    write = user_store.write
+
+    async def crash_after_the_users(org_id, writes):
+        await write(org_id, [w for w in writes if not isinstance(w, PutEmailClaim)])
+        raise Crash
+
+    monkeypatch.setattr(user_store, "write", crash_after_the_users)
+    try:
+        await handle_import_requested(event, importer_adapters, chunk_rows=250)
+    except Crash:
+        pass
+    else:
+        raise AssertionError("the importer did not crash")
+    monkeypatch.setattr(user_store, "write", write)
+    assert (await user_store.load(org, [], ["c0@crash.io"]))[1] == {"c0@crash.io": None}  # the state the crash left
+
+    resumed = await handle_import_requested(event, importer_adapters, chunk_rows=250)
+    assert (resumed.counts.created, resumed.counts.failed) == (30, 0)
+    claims = (await user_store.load(org, [], [f"c{i}@crash.io" for i in range(30)]))[1]
+    assert claims == {f"c{i}@crash.io": f"c{i}" for i in range(30)}
+    taken = await handle_import_requested(request(org, [{"userId": "other", "email": "C0@crash.io"}]), importer_adapters, chunk_rows=250)
+    assert taken.counts.failed == 1

@@ -1,5 +1,5 @@
 """The options matrix, identity and merge, on an in-memory picture of the store."""
-from shared.domain.model import DeleteEmailClaim, ImportOptions, PutEmailClaim, PutUser, StoredUser, WriteMark
+from shared.domain.model import DeleteEmailClaim, DeleteUser, ImportOptions, PutEmailClaim, PutUser, StoredUser, WriteMark
 from shared.domain.user_import import ImportPlan
 from shared.domain.validation import validate_user
 
@@ -107,12 +107,26 @@ def test_a_plan_that_knows_the_whole_org_asks_for_nothing_more():
     assert statuses([plan.apply(i, r, NOW) for i, r in rows]) == [("updated", None), ("created", None)]
 
 
-def test_each_email_write_remembers_who_held_the_claim_before_the_chunk():
+def test_each_write_knows_how_to_put_its_key_back_as_it_was_before_the_chunk():
     existing = {"x": stored("x", "a@x.io")}
-    plan, _ = run([{"userId": "x", "email": "b@x.io"}, {"userId": "x", "email": "a@x.io"}], known_users=existing,
-                  known_emails={"a@x.io": "x", "b@x.io": None})
-    before = {w.write.key: w.owner_before for w in plan.take_writes() if w.write.key[0] == "email"}
-    assert before == {("email", "a@x.io"): "x", ("email", "b@x.io"): None}
+    plan, _ = run([{"userId": "x", "email": "b@x.io"}, {"userId": "x", "email": "a@x.io"}, {"userId": "n", "email": "n@x.io"}],
+                  known_users=existing, known_emails={"a@x.io": "x", "b@x.io": None})
+    undo = {w.write.key: w.undo for w in plan.take_writes()}
+    assert undo == {
+        ("user", "x"): PutUser(existing["x"]), ("email", "a@x.io"): PutEmailClaim("a@x.io", "x"), ("email", "b@x.io"): DeleteEmailClaim("b@x.io"),
+        ("user", "n"): DeleteUser("n"), ("email", "n@x.io"): DeleteEmailClaim("n@x.io"),
+    }
+
+
+def test_a_redelivery_claims_the_email_of_a_user_whose_claim_never_landed():
+    # A crash landed the new user x (row 0) but not its claim on a: the re-delivery recognises
+    # row 0 and writes only the claim; a claim another user really holds is left alone.
+    rows = [{"userId": "x", "email": "a@x.io"}, {"userId": "y", "email": "b@x.io"}]
+    first_plan, first = run(rows)
+    stored_users = {w.write.user.user_id: w.write.user for w in first_plan.take_writes() if isinstance(w.write, PutUser)}
+    plan, again = run(rows, known_users={**stored_users, "z": stored("z", "b@x.io")}, known_emails={"a@x.io": None, "b@x.io": "z"})
+    assert statuses(again) == statuses(first)
+    assert [(w.write, w.rows) for w in plan.take_writes()] == [(PutEmailClaim("a@x.io", "x"), {0})]
 
 
 def test_a_redelivery_reports_rows_as_first_applied_even_after_later_rows_moved_emails():
