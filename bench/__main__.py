@@ -166,7 +166,9 @@ async def measure(dev: DevStack, settings: CommonSettings, runs: int, throughput
         "machine": {"cores": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
         "floor_seconds": floor | {"items": items, "batch_write_calls": sum((len(c) + 24) // 25 for c in chunks)},
         "end_to_end_seconds": end_to_end,
-        "ratio": {"median": end_to_end["median"] / floor["median"], "per_run": [e / f for e, f in zip(e2e, floors)]},
+        # Each run's floor and end-to-end are measured back to back, so their ratio is the steadier
+        # figure on a noisy machine; the ratio of the two medians is kept beside it.
+        "ratio": summary([e / f for e, f in zip(e2e, floors)]) | {"of_medians": end_to_end["median"] / floor["median"]},
         "reimport_all_updates_seconds": reimport,
         "accept_seconds": summary(accepts),
         "warmup_200_users_seconds": cold,
@@ -183,8 +185,9 @@ def report(results: dict[str, Any]) -> None:
     for name, key in [("floor: store writes (s)", "floor_seconds"), ("end-to-end 10k (s)", "end_to_end_seconds"), ("accept 10k (s)", "accept_seconds")]:
         r = results[key]
         table.add_row(name, f"{r['median']:.3f}", f"{r['min']:.3f}", f"{r['max']:.3f}")
-    ratios = results["ratio"]["per_run"]
-    table.add_row("ratio end-to-end / floor", f"{results['ratio']['median']:.2f}", f"{min(ratios):.2f}", f"{max(ratios):.2f}")
+    ratio = results["ratio"]
+    table.add_row("ratio end-to-end / floor, per run", f"{ratio['median']:.2f}", f"{ratio['min']:.2f}", f"{ratio['max']:.2f}")
+    table.add_row("ratio of the medians", f"{ratio['of_medians']:.2f}", "", "")
     table.add_row("re-import 10k, all updates (s)", f"{results['reimport_all_updates_seconds']:.3f}", "", "")
     s = results["sync_99_users_seconds"]
     table.add_row("sync 99 users p50 / p99 (s)", f"{s['p50']:.3f}", f"{s['min']:.3f}", f"p99 {s['p99']:.3f}")

@@ -132,21 +132,30 @@ async def import_users(
             for i in _rows_of(chunk.writes, failed_keys):
                 o = chunk.outcomes[i]
                 chunk.outcomes[i] = RowOutcome(i, "failed", o.user_id, o.email, WRITE_FAILED)
-        chunk_outcomes = [chunk.outcomes[i] for i, _ in chunk.rows]
-        if chunk_log is not None:
-            await chunk_log.record(chunk.span, chunk_outcomes)
-        await report(chunk_outcomes)
+        report(chunk.span, [chunk.outcomes[i] for i, _ in chunk.rows], record=chunk_log is not None)
 
-    async def report(chunk_outcomes: list[RowOutcome]) -> None:
+    # What follows a finished chunk (recording its outcomes, welcome emails, a progress event) runs
+    # behind the import, one chunk after the other, so the store's writes never wait for it.
+    reporting: asyncio.Future | None = None
+
+    def report(span: range, chunk_outcomes: list[RowOutcome], record: bool) -> None:
+        nonlocal reporting
+        result.add(chunk_outcomes)
+        reporting = asyncio.ensure_future(report_after(reporting, span, chunk_outcomes, result.counts, record))
+
+    async def report_after(previous: asyncio.Future | None, span: range, chunk_outcomes: list[RowOutcome], counts: Counts, record: bool) -> None:
         nonlocal welcome_done
+        if previous is not None:
+            await previous
+        if record:
+            await chunk_log.record(span, chunk_outcomes)  # type: ignore[union-attr]
         if run.options.sendWelcomeEmail:
             welcome_done = await _request_welcome_emails(run, chunk_outcomes, welcome_done, store, publisher)
-        result.add(chunk_outcomes)
         if on_progress is not None:
-            await on_progress(result.counts)
+            await on_progress(counts)
 
     for rows in chunks[:replayed]:
-        await report(recorded[rows])
+        report(rows, recorded[rows], record=False)
     chunks = chunks[replayed:]
 
     # Two chunks at a time: one chunk's rows are read and applied while the previous one's writes
@@ -158,6 +167,8 @@ async def import_users(
     in_flight: _ChunkInFlight | None = None
     try:
         for number in range(len(chunks)):
+            if reporting is not None and reporting.done():
+                reporting.result()  # a report that failed fails the import now, not at the end
             await reading
             await load(plan.owners_to_load())
             if in_flight is not None and in_flight.writes_any_of(plan.keys_read_by(valid(current))):
@@ -178,11 +189,15 @@ async def import_users(
         if in_flight is not None:
             await finish(in_flight)
         await reading
+        if reporting is not None:
+            await reporting
     finally:
-        # A failed chunk must not leave reads or writes running behind the failure it reports.
+        # A failed chunk must not leave reads, writes or reports running behind the failure it reports.
         reading.cancel()
         if in_flight is not None:
             in_flight.writing.cancel()
+        if reporting is not None:
+            reporting.cancel()
     return result
 
 
