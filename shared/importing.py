@@ -67,10 +67,14 @@ class _OrgCensus:
 
     org_id: str
     over_limit: bool = False
+    # Two chunks in flight count one after the other, so the second sees whether the first's count
+    # took the org past the limit.
+    _turn: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def count(self, store: UserStore, new_records: int) -> None:
-        if new_records and not self.over_limit:
-            self.over_limit = await store.count_new_records(self.org_id, new_records) > SMALL_ORG_RECORDS
+        async with self._turn:
+            if new_records and not self.over_limit:
+                self.over_limit = await store.count_new_records(self.org_id, new_records) > SMALL_ORG_RECORDS
 
 
 @dataclass
