@@ -159,11 +159,11 @@ def cmd_import(args: argparse.Namespace) -> int:
     rows.sort(key=lambda r: r["line"])
     out = path.with_name(path.name + ".results.jsonl")
     out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-    _summary(rows, out, failed_jobs)
+    _summary(rows, out, failed_jobs, [data["jobId"] for data in accepted.values()])
     return 1 if failed_jobs or parsed.errors else 0
 
 
-def _summary(rows: list[dict[str, Any]], out: Path, failed_jobs: list) -> None:
+def _summary(rows: list[dict[str, Any]], out: Path, failed_jobs: list, job_ids: list[str]) -> None:
     counts = collections.Counter(r["status"] for r in rows)
     codes = collections.Counter(r["error"]["code"] for r in rows if r.get("error"))
     table = Table("created", "updated", "skipped", "failed", "total", title="import summary")
@@ -175,7 +175,7 @@ def _summary(rows: list[dict[str, Any]], out: Path, failed_jobs: list) -> None:
         console.print(f"[red]job {job_id} failed: {error}[/red]")
     console.print(f"row-by-row results: {out}")
     print(json.dumps({"created": counts["created"], "updated": counts["updated"], "skipped": counts["skipped"],
-                      "failed": counts["failed"], "errors": dict(codes.most_common()), "results": str(out)}))
+                      "failed": counts["failed"], "errors": dict(codes.most_common()), "results": str(out), "jobIds": job_ids}))
 
 
 def parser() -> argparse.ArgumentParser:

@@ -57,7 +57,7 @@ async def test_async_import_from_post_to_downloadable_results(api: Api):
         assert (await plain.get(tampered)).status_code == 403
 
 
-async def test_the_sample_csv_imports_with_the_contracts_counts(system, tmp_path):
+async def test_the_sample_csv_imports_with_the_contracts_counts(system, tmp_path, capsys):
     """The 10,000-row export, through `bulkops import` and the async path, into an empty org."""
     csv_file = tmp_path / "users-10k.csv"
     shutil.copy(SAMPLE_CSV, csv_file)
@@ -70,6 +70,9 @@ async def test_the_sample_csv_imports_with_the_contracts_counts(system, tmp_path
     codes = {c: sum(r.get("error", {}).get("code") == c for r in rows) for c in ("INVALID_EMAIL", "MISSING_IDENTIFIER")}
     assert codes == {"INVALID_EMAIL": 224, "MISSING_IDENTIFIER": 92}
     assert len({r["line"] for r in rows}) == 10_000
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])  # the last line: for scripts
+    assert summary["created"] == 9634 and summary["failed"] == 316 and summary["errors"]["INVALID_EMAIL"] == 224
+    assert len(summary["jobIds"]) == 1 and summary["jobIds"][0].startswith("job_")
 
 
 async def test_the_cli_imports_a_small_csv_and_reports_bad_lines(system, tmp_path, user_store: UserStore):
