@@ -13,7 +13,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Protocol, Sequence
 
-from .domain.model import DeleteEmailClaim, ImportOptions, PendingWrite, PutEmailClaim, PutUser
+from .domain.model import DeleteEmailClaim, ImportOptions, PendingWrite, PutEmailClaim, PutUser, Write
 from .domain.user_import import ImportPlan, Lookup, RowOutcome, failed_row
 from .domain.validation import RowError, UserRow, validate_user
 from .events import Counts, Event, WelcomeEmailRequested, utc_now
@@ -136,21 +136,22 @@ async def import_users(
             for i in _rows_of(chunk.writes, failed_keys):
                 o = chunk.outcomes[i]
                 chunk.outcomes[i] = RowOutcome(i, "failed", o.user_id, o.email, WRITE_FAILED)
-        report(chunk.span, [chunk.outcomes[i] for i, _ in chunk.rows], record=chunk_log is not None)
+        await report(chunk.span, [chunk.outcomes[i] for i, _ in chunk.rows], record=chunk_log is not None)
 
     # What follows a finished chunk (recording its outcomes, welcome emails, a progress event) runs
-    # behind the import, one chunk after the other, so the store's writes never wait for it.
+    # behind the import, so the store's writes do not wait for it; but at most one chunk behind, so
+    # that a crash leaves at most three chunks unrecorded (two in flight, one being recorded).
     reporting: asyncio.Future | None = None
 
-    def report(span: range, chunk_outcomes: list[RowOutcome], record: bool) -> None:
+    async def report(span: range, chunk_outcomes: list[RowOutcome], record: bool) -> None:
         nonlocal reporting
+        if reporting is not None:
+            await reporting
         result.add(chunk_outcomes)
-        reporting = asyncio.ensure_future(report_after(reporting, span, chunk_outcomes, result.counts, record))
+        reporting = asyncio.ensure_future(report_chunk(span, chunk_outcomes, result.counts, record))
 
-    async def report_after(previous: asyncio.Future | None, span: range, chunk_outcomes: list[RowOutcome], counts: Counts, record: bool) -> None:
+    async def report_chunk(span: range, chunk_outcomes: list[RowOutcome], counts: Counts, record: bool) -> None:
         nonlocal welcome_done
-        if previous is not None:
-            await previous
         if record:
             await chunk_log.record(span, chunk_outcomes)  # type: ignore[union-attr]
         if run.options.sendWelcomeEmail:
@@ -159,7 +160,7 @@ async def import_users(
             await on_progress(counts)
 
     for rows in chunks[:replayed]:
-        report(rows, recorded[rows], record=False)
+        await report(rows, recorded[rows], record=False)
     chunks = chunks[replayed:]
 
     # Two chunks at a time: one chunk's rows are read and applied while the previous one's writes
@@ -171,8 +172,6 @@ async def import_users(
     in_flight: _ChunkInFlight | None = None
     try:
         for number in range(len(chunks)):
-            if reporting is not None and reporting.done():
-                reporting.result()  # a report that failed fails the import now, not at the end
             await reading
             await load(plan.owners_to_load())
             if in_flight is not None and in_flight.writes_any_of(plan.keys_read_by(valid(current))):
@@ -200,8 +199,10 @@ async def import_users(
         reading.cancel()
         if in_flight is not None:
             in_flight.writing.cancel()
-        if reporting is not None:
+        if reporting is not None and not reporting.done():
             reporting.cancel()
+        elif reporting is not None and not reporting.cancelled():
+            reporting.exception()  # retrieved: the failure the import reports is the first one met
     return result
 
 
@@ -236,8 +237,8 @@ async def _write_in_order(
     the chunk. Returns the keys whose rows fail, and those of releases that did not land."""
     org_id = census.org_id
 
-    async def send(batch: list[PendingWrite]) -> set[tuple[str, str]]:
-        return _parse_keys(await store.write(org_id, [w.write for w in batch]))
+    async def send(batch: list[Write]) -> set[tuple[str, str]]:
+        return _parse_keys(await store.write(org_id, batch))
 
     claims = [w for w in writes if isinstance(w.write, PutEmailClaim)]
     users = [w for w in writes if isinstance(w.write, PutUser)]
@@ -249,17 +250,22 @@ async def _write_in_order(
         (first if w.adds_record or not w.rows & claim_rows else waiting).append(w)
     # Records this round may add (new users, claims of free emails) are counted first: see small_org.
     await census.count(store, sum(1 for w in claims + first if w.adds_record))
-    refused = await send(claims + first)
+    refused = await send([w.write for w in claims + first])
     late = [w for w in waiting if w.write.key not in _failing(writes, refused)]
-    refused |= await send(late)
+    refused |= await send([w.write for w in late])
     failing = _failing(writes, refused)
-    put_back = [w for w in claims + first + late if w.write.key in failing - refused]
+    landed = [w for w in claims + first + late if w.write.key in failing - refused]
     released = [w for w in releases if w.write.key not in failing]
-    left = await send([PendingWrite(w.undo, w.undo, w.rows) for w in put_back] + released)
+    # Users are put back first; then the claims, except the one on an email a user kept because
+    # its put-back was refused: that claim must go on naming it.
+    users_back = [w for w in landed if isinstance(w.write, PutUser)]
+    left = await send([w.undo for w in users_back] + [w.write for w in released])
+    kept = {("email", w.write.user.email.lower()) for w in users_back if w.write.key in left and w.write.user.email}
+    await send([w.undo for w in landed if isinstance(w.write, PutEmailClaim) and w.write.key not in kept])
     # A release that did not land leaves a stale claim, which reads treat as free (ImportPlan._owner):
-    # the user's change is stored, so its rows stand; only the plan must re-read that key. A put-back
-    # that did not land leaves the failed rows' change stored: the plan re-reads those keys too.
-    return failing, left - failing
+    # the user's change is stored, so its rows stand; only the plan must re-read that key. Every
+    # key of `failing` is re-read too, whether or not its put-back landed.
+    return failing, left & {w.write.key for w in released}
 
 
 async def _request_welcome_emails(

@@ -181,11 +181,15 @@ class ImportPlan:
 
     def _claim_if_lost(self, index: int, user: StoredUser) -> None:
         """A crash can land a new user without its email claim (they are written side by side):
-        the re-delivery that recognises the row claims the email for it, if nobody else holds it."""
+        the re-delivery that recognises the row claims the email for it, if nobody else holds it.
+        A user this row created goes with the claim again, so that if the claim is refused the user
+        is taken back out, as on a first delivery."""
         key = user.email.lower()
         if key in self.email_owners and self.email_owners[key] != user.user_id and self._owner(key) is None:
             self._plan(index, PutEmailClaim(key, user.user_id))
             self.email_owners[key] = user.user_id
+            if user.created_by == user.last_write:
+                self._pending.setdefault(("user", user.user_id), PendingWrite(PutUser(user), DeleteUser(user.user_id))).rows.add(index)
 
     def _write_user(self, index: int, before: StoredUser | None, after: StoredUser) -> None:
         self._plan(index, PutUser(after))
@@ -193,7 +197,9 @@ class ImportPlan:
         old_key = before.email.lower() if before is not None and before.email is not None else None
         new_key = after.email.lower() if after.email is not None else None
         if new_key != old_key:
-            if old_key is not None:
+            # The old claim is released only if it names this user: after a crash, another user
+            # of this import may hold it already, and that claim must stay.
+            if old_key is not None and self.email_owners.get(old_key, after.user_id) == after.user_id:
                 self._plan(index, DeleteEmailClaim(old_key))
                 self.email_owners[old_key] = None
             if new_key is not None:

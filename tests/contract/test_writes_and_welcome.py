@@ -297,6 +297,26 @@ async def test_an_existing_users_change_that_landed_is_put_back_when_a_row_it_de
     assert claims == {"e@back.io": "a", "f@back.io": None, "g@back.io": "b"}
 
 
+async def test_a_user_whose_put_back_is_refused_keeps_the_claim_on_its_new_email(importer_adapters, user_store):
+    """u1 gives e1 up for e2 and u2 takes e1; u2's write never lands, and neither does putting u1
+    back. u1 then keeps e2 (its rows still fail: the known limit), and the claim on e2 must go on
+    naming u1, or a later import could give e2 to another user."""
+    org = new_org()
+    seed = [{"userId": "u1", "email": "e1@refused.io"}, {"userId": "u2", "email": "e3@refused.io"}]
+    await handle_import_requested(import_event(org, seed), importer_adapters, chunk_rows=250)
+    users = [{"userId": "u1", "email": "e2@refused.io"}, {"userId": "u2", "email": "e1@refused.io"}]
+    # u2 never; u1 only the first time (its own write), not when it is sent again to be put back.
+    with UnprocessedWrites(user_store._client, lambda keys, attempt: {"user#u2"} | ({"user#u1"} if attempt >= 1 else set())):
+        final = await handle_import_requested(import_event(org, users), importer_adapters, chunk_rows=250)
+    assert final.counts.failed == 2
+    assert (await user_store.get_user(org, "u1")).email == "e2@refused.io"
+    assert (await user_store.get_user(org, "u2")).email == "e3@refused.io"
+    claims = (await user_store.load(org, [], ["e2@refused.io", "e3@refused.io"]))[1]
+    assert claims == {"e2@refused.io": "u1", "e3@refused.io": "u2"}
+    later = await handle_import_requested(import_event(org, [{"userId": "u7", "email": "E2@refused.io"}]), importer_adapters, chunk_rows=250)
+    assert later.counts.failed == 1
+
+
 async def test_a_small_org_larger_than_one_query_page_is_read_whole(importer_adapters, user_store):
     """An org of few but large records (over DynamoDB's 1 MB query page): whichever way the org is
     read (whole, following every page, or per chunk when the sizing query is cut at 1 MB), existing

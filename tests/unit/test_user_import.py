@@ -126,7 +126,26 @@ def test_a_redelivery_claims_the_email_of_a_user_whose_claim_never_landed():
     stored_users = {w.write.user.user_id: w.write.user for w in first_plan.take_writes() if isinstance(w.write, PutUser)}
     plan, again = run(rows, known_users={**stored_users, "z": stored("z", "b@x.io")}, known_emails={"a@x.io": None, "b@x.io": "z"})
     assert statuses(again) == statuses(first)
-    assert [(w.write, w.rows) for w in plan.take_writes()] == [(PutEmailClaim("a@x.io", "x"), {0})]
+    # The user goes with its claim again, taken back out (as on a first delivery) if the claim is refused.
+    writes = {w.write.key: (w.write, w.undo, w.rows) for w in plan.take_writes()}
+    assert writes == {
+        ("email", "a@x.io"): (PutEmailClaim("a@x.io", "x"), DeleteEmailClaim("a@x.io"), {0}),
+        ("user", "x"): (PutUser(stored_users["x"]), DeleteUser("x"), {0}),
+    }
+
+
+def test_a_redelivery_does_not_release_an_email_another_user_of_the_import_holds_now():
+    # u1 gives e1 up (row 0) and a new email-only user takes it (rows 1, 2). A crash landed the new
+    # user and the claims, not u1: on re-delivery u1 still says e1, but the claim names g now.
+    rows = [{"userId": "u1", "email": "e2@x.io"}, {"email": "e1@x.io"}, {"email": "e1@x.io", "customFields": {"k": 1}}]
+    u1 = stored("u1", "e1@x.io")
+    first_plan, first = run(rows, known_users={"u1": u1}, known_emails={"e1@x.io": "u1"})
+    stored_users = {w.write.user.user_id: w.write.user for w in first_plan.take_writes() if isinstance(w.write, PutUser)}
+    g = first[1].user_id
+    plan, again = run(rows, known_users={"u1": u1, g: stored_users[g]}, known_emails={"e1@x.io": g, "e2@x.io": "u1"})
+    assert statuses(again) == statuses(first) == [("updated", None), ("created", None), ("updated", None)]
+    assert [o.user_id for o in again] == [o.user_id for o in first]
+    assert {w.write.key for w in plan.take_writes()} == {("user", "u1"), ("email", "e2@x.io")}  # e1 stays g's
 
 
 def test_a_redelivery_reports_rows_as_first_applied_even_after_later_rows_moved_emails():
