@@ -27,6 +27,7 @@ import statistics
 import tempfile
 import time
 import uuid
+from collections import deque
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,7 @@ from shared.domain.model import ImportOptions
 from shared.domain.user_import import ImportPlan
 from shared.domain.validation import UserRow, validate_user
 from shared.events import utc_now
+from shared.importing import CHUNKS_IN_FLIGHT
 from shared.settings import CommonSettings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,14 +78,13 @@ async def floor_run(settings: CommonSettings, chunks: list[list], importer: Impo
         store = UserStore(client, settings.users_table, settings.dynamodb_endpoint, concurrency=importer.write_concurrency)
         org = "bench-floor-" + uuid.uuid4().hex[:8]
         started = time.perf_counter()
-        previous: asyncio.Future | None = None
-        for writes in chunks:  # two chunks in flight at a time, as the importer does
-            current = asyncio.ensure_future(store.write(org, writes))
-            if previous is not None:
-                assert not await previous
-            previous = current
-        if previous is not None:
-            assert not await previous
+        in_flight: deque[asyncio.Future] = deque()
+        for writes in chunks:  # as many chunks in flight at a time as the importer
+            in_flight.append(asyncio.ensure_future(store.write(org, writes)))
+            if len(in_flight) == CHUNKS_IN_FLIGHT:
+                assert not await in_flight.popleft()
+        while in_flight:
+            assert not await in_flight.popleft()
         return time.perf_counter() - started
 
 
