@@ -5,6 +5,7 @@ import asyncio
 import json
 import uuid
 
+import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from services.importer.handlers import handle_import_requested
@@ -167,14 +168,9 @@ async def test_a_redelivery_replays_finished_chunks_whatever_later_rows_changed(
                 raise Crash
 
     org, event = await seeded()
-    monkeypatch.setattr(handlers, "JobChunkLog", CrashingLog)
-    try:
+    with monkeypatch.context() as patched, pytest.raises(Crash):
+        patched.setattr(handlers, "JobChunkLog", CrashingLog)
         await handle_import_requested(event, importer_adapters, chunk_rows=25)
-    except Crash:
-        pass
-    else:
-        raise AssertionError("the importer did not crash")
-    monkeypatch.setattr(handlers, "JobChunkLog", JobChunkLog)
     assert len(await importer_adapters.objects.keys(chunk_log_prefix(org, event.jobId))) == 3
     resumed = await handle_import_requested(event, importer_adapters, chunk_rows=25)
 
@@ -204,14 +200,9 @@ async def test_a_redelivery_claims_the_emails_of_new_users_a_crash_left_unclaime
         await write(org_id, [w for w in writes if not isinstance(w, PutEmailClaim)])
         raise Crash
 
-    monkeypatch.setattr(user_store, "write", crash_after_the_users)
-    try:
+    with monkeypatch.context() as patched, pytest.raises(Crash):
+        patched.setattr(user_store, "write", crash_after_the_users)
         await handle_import_requested(event, importer_adapters, chunk_rows=250)
-    except Crash:
-        pass
-    else:
-        raise AssertionError("the importer did not crash")
-    monkeypatch.setattr(user_store, "write", write)
     assert (await user_store.load(org, [], ["c0@crash.io"]))[1] == {"c0@crash.io": None}  # the state the crash left
 
     resumed = await handle_import_requested(event, importer_adapters, chunk_rows=250)
