@@ -1,7 +1,7 @@
 """Every user and job is scoped by org: one org never sees or touches another's."""
 from __future__ import annotations
 
-from ..conftest import Api, new_org
+from ..conftest import new_org
 from .conftest import assert_error, counts, ok_data, statuses, super_admin_for
 
 

@@ -3,7 +3,6 @@ through the importer's own handler in this process (so every BatchWriteItem call
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from types import SimpleNamespace
 from typing import Any, Callable

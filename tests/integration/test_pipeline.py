@@ -7,7 +7,6 @@ import shutil
 from pathlib import Path
 
 import httpx
-import pytest
 
 from bulkops import cli
 from shared.adapters.user_store import UserStore
