@@ -932,8 +932,8 @@ def endpoints_from_env() -> Endpoints | None:
         mongo_uri=mongo,
         s3_endpoint=s3,
         dynamodb_endpoint=dynamodb,
-        aws_access_key_id=env.get("AWS_ACCESS_KEY_ID") or "bulkops",
-        aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY") or "bulkops-secret",
+        aws_access_key_id=env.get("AWS_ACCESS_KEY_ID") or STACK_ACCESS_KEY_ID,
+        aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY") or STACK_SECRET_ACCESS_KEY,
         aws_region=env.get("AWS_REGION") or "us-east-1",
     )
 
