@@ -148,7 +148,7 @@ class ImportPlan:
         existing = self.users.get(user_id)
         if self._applied(existing, index):
             # A re-delivery of this import: the row was applied before; report it, do not write again.
-            if existing.last_write == mark and existing.email is not None:
+            if existing.email is not None:
                 self._claim_if_lost(index, existing)
             status: RowStatus = "created" if existing.created_by == mark else "updated"
             return RowOutcome(index, status, user_id, existing.email, welcome=status == "created" and existing.email is not None)
@@ -181,9 +181,9 @@ class ImportPlan:
 
     def _claim_if_lost(self, index: int, user: StoredUser) -> None:
         """A crash can land a new user without its email claim (they are written side by side):
-        the re-delivery that recognises the row claims the email for it, if nobody else holds it.
-        A user this row created goes with the claim again, so that if the claim is refused the user
-        is taken back out, as on a first delivery."""
+        the re-delivery that recognises any of its rows claims the stored email for it, if nobody
+        else holds it. A user whose last row created it goes with the claim again, so that if the
+        claim is refused the user is taken back out, as on a first delivery."""
         key = user.email.lower()
         if key in self.email_owners and self.email_owners[key] != user.user_id and self._owner(key) is None:
             self._plan(index, PutEmailClaim(key, user.user_id))

@@ -170,3 +170,17 @@ def test_the_keys_a_chunk_depends_on_include_the_holders_of_its_emails():
     plan.learn({"u1": stored("u1", "a@x.io")}, {"a@x.io": "u1", "new@x.io": None})
     rows = [(0, validate_user({"email": "A@x.io"})), (1, validate_user({"userId": "u2", "email": "new@x.io"})), (2, validate_user({"userId": "u3"}))]
     assert plan.keys_read_by(rows) == {("email", "a@x.io"), ("user", "u1"), ("user", "u2"), ("email", "new@x.io"), ("user", "u3")}
+
+
+def test_a_redelivery_claims_a_lost_email_even_when_a_later_row_wrote_the_user_last():
+    # Row 0 creates u9 with e9, row 1 (email-only, e9) updates it: u9's last write is row 1. A crash
+    # landed u9 but not the claim on e9. Row 0 is recognised and must claim e9 for u9, or row 1
+    # would find e9 free and create a second user with it.
+    rows = [{"userId": "u9", "email": "e9@x.io"}, {"email": "e9@x.io", "customFields": {"a": "1"}}]
+    first_plan, first = run(rows)
+    stored_users = {w.write.user.user_id: w.write.user for w in first_plan.take_writes() if isinstance(w.write, PutUser)}
+    assert list(stored_users) == ["u9"] and stored_users["u9"].last_write.row == 1
+    plan, again = run(rows, known_users=stored_users, known_emails={"e9@x.io": None})
+    assert statuses(again) == statuses(first) == [("created", None), ("updated", None)]
+    assert [o.user_id for o in again] == ["u9", "u9"]
+    assert [(w.write, w.rows) for w in plan.take_writes()] == [(PutEmailClaim("e9@x.io", "u9"), {0})]
