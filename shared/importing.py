@@ -200,10 +200,10 @@ async def import_users(
         reading.cancel()
         for chunk in in_flight:
             chunk.writing.cancel()
-        if reporting is not None and not reporting.done():
-            reporting.cancel()
-        elif reporting is not None and not reporting.cancelled():
-            reporting.exception()  # retrieved: the failure the import reports is the first one met
+        if reporting is not None:
+            reporting.cancel()  # nothing to do once it is done
+            if reporting.done() and not reporting.cancelled():
+                reporting.exception()  # retrieved: the failure the import reports is the first one met
     return result
 
 

@@ -189,7 +189,7 @@ class ImportPlan:
             self._plan(index, PutEmailClaim(key, user.user_id))
             self.email_owners[key] = user.user_id
             if user.created_by == user.last_write:
-                self._pending.setdefault(("user", user.user_id), PendingWrite(PutUser(user), DeleteUser(user.user_id))).rows.add(index)
+                self._plan(index, PutUser(user), undo=DeleteUser(user.user_id))
 
     def _write_user(self, index: int, before: StoredUser | None, after: StoredUser) -> None:
         self._plan(index, PutUser(after))
@@ -206,11 +206,11 @@ class ImportPlan:
                 self._plan(index, PutEmailClaim(new_key, after.user_id))
                 self.email_owners[new_key] = after.user_id
 
-    def _plan(self, index: int, write: Write) -> None:
+    def _plan(self, index: int, write: Write, undo: Write | None = None) -> None:
         """Called before the plan's own view of the key changes: the first write of a key in a
-        chunk records how to put it back as it was."""
+        chunk records how to put it back as it was (unless told otherwise)."""
         if write.key not in self._pending:
-            self._pending[write.key] = PendingWrite(write, self._as_it_is(write.key))
+            self._pending[write.key] = PendingWrite(write, undo or self._as_it_is(write.key))
         pending = self._pending[write.key]
         pending.write = write  # the last write for a key carries every earlier row's effect
         pending.rows.add(index)
